@@ -1,0 +1,69 @@
+# feedpipe — developer commands. `make help` lists them.
+#
+# Quick start: `make run` (the service on the embedded local cloud) and
+# `make test` (all Go tests on the embedded cloud; needs only Go).
+# `make check` is what CI runs: make test + lint + the conformance suite
+# against moto and LocalStack (host mode), installing its tools itself.
+
+GO      ?= go
+SHELL   := /bin/bash
+REPO    := $(abspath .)
+# Tests and the dev stack never use the caller's AWS environment.
+CLEAN_AWS_ENV := env -u AWS_CA_BUNDLE -u AWS_PROFILE -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_S3 -u AWS_ENDPOINT_URL_SQS
+
+-include mk/tools.mk
+
+.DEFAULT_GOAL := help
+.PHONY: help run cloud test test-race vet fmt-check check lint test-moto test-localstack bench bench-sqs fuzz clean
+
+help: ## list the commands
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+run: ## run feedpipe on the embedded local cloud (S3 + SQS on http://127.0.0.1:4566)
+	$(CLEAN_AWS_ENV) $(GO) run ./cmd/feedpipe cloud
+
+cloud: ## run just the embedded local cloud on http://127.0.0.1:4566
+	$(CLEAN_AWS_ENV) $(GO) run ./cmd/feedpipe cloud
+
+test: vet fmt-check ## all Go tests on the embedded cloud, race detector on (Go only)
+	$(CLEAN_AWS_ENV) $(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+check: test lint test-moto test-localstack ## what CI runs: test + lint + conformance on moto and LocalStack
+
+lint: vet fmt-check ## static checks (go vet, gofmt; cfn-lint and sam validate once template.yaml has resources)
+
+test-moto: tools-moto ## conformance suite against moto server (installs it into .venv/moto)
+	@port=5055; scripts/moto-up $$port && trap 'scripts/tool-down moto' EXIT; \
+	$(CLEAN_AWS_ENV) FEEDPIPE_TEST_ENDPOINT=http://127.0.0.1:$$port FEEDPIPE_TEST_BACKEND=moto \
+	  $(GO) test -count=1 -run 'External' -v ./shared/awstest/ 2>&1 | tee .run/test-moto.log | grep -E '^(=== RUN|--- FAIL|FAIL|ok|PASS)|Divergence' | grep -v '=== RUN' ; \
+	exit $${PIPESTATUS[0]}
+
+test-localstack: tools-localstack ## conformance suite against LocalStack in host mode (installs it into .venv/localstack)
+	@port=4599; scripts/localstack-up $$port && trap 'scripts/tool-down localstack' EXIT; \
+	$(CLEAN_AWS_ENV) FEEDPIPE_TEST_ENDPOINT=http://127.0.0.1:$$port FEEDPIPE_TEST_BACKEND=localstack \
+	  $(GO) test -count=1 -run 'External' -v ./shared/awstest/ 2>&1 | tee .run/test-localstack.log | grep -E '^(--- FAIL|FAIL|ok|PASS)|Divergence' ; \
+	exit $${PIPESTATUS[0]}
+
+bench-sqs: tools-moto ## FIFO send/receive/delete throughput: embedded SQS vs moto, same client, same run
+	@port=5056; scripts/moto-up $$port && trap 'scripts/tool-down moto' EXIT; \
+	$(CLEAN_AWS_ENV) FEEDPIPE_TEST_ENDPOINT=http://127.0.0.1:$$port FEEDPIPE_TEST_BACKEND=moto \
+	  $(GO) test -run '^$$' -bench 'FIFOThroughput' -benchtime 3s -count 1 ./shared/awstest/ | tee .run/bench-sqs.txt; \
+	$(GO) run ./shared/awstest/cmd/benchratio < .run/bench-sqs.txt
+
+bench: bench-sqs ## all benchmarks
+
+fuzz: ## run every fuzz target for a while (FUZZTIME=30s each)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+	  done; done
+
+clean: ## remove build outputs, tool virtualenvs and run state
+	rm -rf .aws-sam .run .venv bin

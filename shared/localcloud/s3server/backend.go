@@ -1,0 +1,187 @@
+package s3server
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"hash/fnv"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/rclone/gofakes3"
+	"github.com/rclone/gofakes3/s3mem"
+)
+
+// writeOp names the S3 operation that caused a write, as the eventName of
+// its ObjectCreated notification.
+type writeOp string
+
+const (
+	opPut      writeOp = "ObjectCreated:Put"
+	opPost     writeOp = "ObjectCreated:Post"
+	opCopy     writeOp = "ObjectCreated:Copy"
+	opComplete writeOp = "ObjectCreated:CompleteMultipartUpload"
+)
+
+// requestInfo is what the front handler learned about a request that the
+// backend needs: which operation it is and its write conditions. gofakes3
+// checks If-Match/If-None-Match before calling the backend, outside any lock,
+// and not at all for CopyObject; the backend checks them again under the
+// key's lock, which is what makes them atomic.
+type requestInfo struct {
+	op          writeOp
+	ifMatch     string
+	ifNoneMatch string
+	requestID   string
+	sourceIP    string
+}
+
+type requestInfoKey struct{}
+
+func withRequestInfo(ctx context.Context, info *requestInfo) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, info)
+}
+
+func requestInfoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	if info == nil {
+		return &requestInfo{op: opPut}
+	}
+	return info
+}
+
+// written describes an object that a write created, for notifications.
+type written struct {
+	bucket, key string
+	size        int64
+	etag        string // without quotes
+	versionID   string
+	info        *requestInfo
+}
+
+// backend wraps s3mem so that every write to one key is serialized with the
+// check of its conditions, and reports each created object.
+type backend struct {
+	*s3mem.Backend
+	locks   [256]sync.Mutex
+	created func(ctx context.Context, w written)
+}
+
+var (
+	_ gofakes3.Backend          = (*backend)(nil)
+	_ gofakes3.VersionedBackend = (*backend)(nil)
+)
+
+func (b *backend) lock(bucket, key string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(bucket))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(key))
+	m := &b.locks[h.Sum32()%uint32(len(b.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// checkConditions applies S3's conditional-write rules to the current state
+// of bucket/key: If-Match needs the object to exist (404 NoSuchKey otherwise)
+// with a matching ETag (412 PreconditionFailed otherwise); If-None-Match: *
+// needs it to be absent (412). Callers hold the key's lock.
+func (b *backend) checkConditions(ctx context.Context, info *requestInfo, bucket, key string) error {
+	if info.ifMatch == "" && info.ifNoneMatch == "" {
+		return nil
+	}
+	exists, etag := false, ""
+	obj, err := b.Backend.HeadObject(ctx, bucket, key)
+	switch {
+	case err == nil:
+		exists, etag = true, hex.EncodeToString(obj.Hash)
+		_ = obj.Contents.Close()
+	case gofakes3.HasErrorCode(err, gofakes3.ErrNoSuchKey):
+	default:
+		return err
+	}
+	if info.ifMatch != "" {
+		if !exists {
+			return gofakes3.KeyNotFound(key)
+		}
+		if !etagListMatches(info.ifMatch, etag) {
+			return gofakes3.ErrPreconditionFailed
+		}
+	}
+	if info.ifNoneMatch != "" && exists && etagListMatches(info.ifNoneMatch, etag) {
+		return gofakes3.ErrPreconditionFailed
+	}
+	return nil
+}
+
+func etagListMatches(list, etag string) bool {
+	for _, tag := range strings.Split(list, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" || strings.Trim(strings.TrimPrefix(tag, "W/"), `"`) == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// PutObject stores the object if its write conditions hold at the moment of
+// the write. The body is read before the lock is taken, so a slow client
+// never holds up other writers of the key.
+func (b *backend) PutObject(ctx context.Context, bucket, key string, meta map[string]string, input io.Reader, size int64) (gofakes3.PutObjectResult, error) {
+	body, err := gofakes3.ReadAll(input, size)
+	if err != nil {
+		return gofakes3.PutObjectResult{}, err
+	}
+	info := requestInfoFrom(ctx)
+	unlock := b.lock(bucket, key)
+	if err := b.checkConditions(ctx, info, bucket, key); err != nil {
+		unlock()
+		return gofakes3.PutObjectResult{}, err
+	}
+	result, err := b.Backend.PutObject(ctx, bucket, key, meta, bytes.NewReader(body), int64(len(body)))
+	unlock()
+	if err != nil {
+		return result, err
+	}
+	etag := strings.Trim(result.ETag, `"`)
+	if etag == "" {
+		etag = md5Hex(body)
+	}
+	b.created(ctx, written{bucket: bucket, key: key, size: int64(len(body)), etag: etag, versionID: string(result.VersionID), info: info})
+	return result, nil
+}
+
+// CopyObject copies under the destination key's lock, honouring the
+// destination's If-None-Match / If-Match.
+func (b *backend) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, meta map[string]string) (gofakes3.CopyObjectResult, error) {
+	info := requestInfoFrom(ctx)
+	unlock := b.lock(dstBucket, dstKey)
+	if err := b.checkConditions(ctx, info, dstBucket, dstKey); err != nil {
+		unlock()
+		return gofakes3.CopyObjectResult{}, err
+	}
+	result, err := b.Backend.CopyObject(ctx, srcBucket, srcKey, dstBucket, dstKey, meta)
+	var size int64
+	var versionID string
+	if err == nil {
+		if obj, herr := b.Backend.HeadObject(ctx, dstBucket, dstKey); herr == nil {
+			size, versionID = obj.Size, string(obj.VersionID)
+			_ = obj.Contents.Close()
+		}
+	}
+	unlock()
+	if err != nil {
+		return result, err
+	}
+	b.created(ctx, written{bucket: dstBucket, key: dstKey, size: size, etag: strings.Trim(result.ETag, `"`), versionID: versionID, info: info})
+	return result, nil
+}
+
+// DeleteObject is serialized with the key's writes so that a delete never
+// lands between a conditional write's check and its write.
+func (b *backend) DeleteObject(ctx context.Context, bucket, key string) (gofakes3.ObjectDeleteResult, error) {
+	unlock := b.lock(bucket, key)
+	defer unlock()
+	return b.Backend.DeleteObject(ctx, bucket, key)
+}
