@@ -113,6 +113,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveNotification(w, r, bucket)
 		return
 	}
+	if r.Method == http.MethodPut && object != "" && isStreaming(r) {
+		decoded, err := decodeChunked(r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		r = decoded
+	}
 	info := &requestInfo{op: opPut, sourceIP: remoteIP(r)}
 	_, isComplete := q["uploadId"]
 	switch {
