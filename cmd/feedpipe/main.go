@@ -17,6 +17,10 @@ import (
 type cli struct {
 	Run   runCmd   `cmd:"" help:"Run the whole stack from template.yaml on the embedded local cloud (or --aws-endpoint)."`
 	Cloud cloudCmd `cmd:"" help:"Run just the embedded local cloud (S3 + SQS on one endpoint)."`
+	Fire  fireCmd  `cmd:"" help:"Fire a schedule of the running stack now."`
+	Clock struct {
+		Advance advanceCmd `cmd:"" help:"Move the running stack's clock forward."`
+	} `cmd:"" help:"The running stack's clock."`
 }
 
 func main() {
@@ -41,7 +45,8 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := kctx.Run(ctx); err != nil {
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	if err := kctx.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "feedpipe:", err)
 		return 1
 	}

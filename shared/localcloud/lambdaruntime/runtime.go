@@ -115,7 +115,8 @@ type FunctionConfig struct {
 	// Env is the function's environment (template.yaml). It may set
 	// AWS_REGION, AWS_DEFAULT_REGION and credentials, which on Lambda come
 	// from the platform and the execution role; the other variables Lambda
-	// reserves are refused.
+	// reserves are refused. A Handler runs in this process and sees its
+	// environment; Env is not applied to it.
 	Env map[string]string
 	// Timeout per invocation; default DefaultTimeout, at most MaxTimeout.
 	Timeout time.Duration

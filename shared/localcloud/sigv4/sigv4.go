@@ -144,6 +144,10 @@ func NewVerifier(region string, secret func(accessKey string) (string, bool), c 
 // not carry X-Amz-Content-Sha256, the body is read to hash it and replaced by
 // an equal in-memory body, so the caller can still read it.
 func (v *Verifier) Verify(r *http.Request) (Scope, *Error) {
+	if strings.HasPrefix(r.Header.Get("Authorization"), "AWS ") || r.URL.Query().Get("AWSAccessKeyId") != "" {
+		// As S3 answers in regions that accept only Signature Version 4.
+		return Scope{}, errorf(http.StatusBadRequest, "InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256. (AWS CLI v1: aws configure set default.s3.signature_version s3v4)")
+	}
 	scope, ok := ParseScope(r)
 	if !ok {
 		if r.Header.Get("Authorization") == "" && r.URL.Query().Get("X-Amz-Signature") == "" {

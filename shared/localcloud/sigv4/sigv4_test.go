@@ -151,3 +151,15 @@ func TestPresignedSignedChecksumHeader(t *testing.T) {
 		t.Errorf("changed checksum header: %d, want 403", st)
 	}
 }
+
+func TestSignatureV2IsRefusedWithAHint(t *testing.T) {
+	srv, _ := newServer(t, clock.New())
+	resp, err := http.Get(srv.URL + "/b/k?AWSAccessKeyId=test&Signature=abc&Expires=1795505926")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 || resp.Header.Get("X-Code") != "InvalidRequest" {
+		t.Fatalf("SigV2 presigned URL: %d %s, want 400 InvalidRequest", resp.StatusCode, resp.Header.Get("X-Code"))
+	}
+}
