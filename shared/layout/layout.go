@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -338,4 +339,22 @@ func SyncAckKey(site, destination string) string {
 // delta: site + sequence, so a redelivered S3 event cannot enqueue twice.
 func DeltaDeduplicationID(site string, sequence uint64) string {
 	return site + "-" + seq(sequence)
+}
+
+// RequireEnv reads environment variables that must be set, reporting every
+// missing one at once.
+func RequireEnv(names ...string) (map[string]string, error) {
+	out := map[string]string{}
+	var missing []string
+	for _, n := range names {
+		v := os.Getenv(n)
+		if v == "" {
+			missing = append(missing, n)
+		}
+		out[n] = v
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("missing environment variables %s (template.yaml sets them)", strings.Join(missing, ", "))
+	}
+	return out, nil
 }
