@@ -25,6 +25,8 @@ type runCmd struct {
 	AccessKey   string            `default:"test"`
 	SecretKey   string            `default:"test"`
 	BuildDir    string            `default:".run/build" help:"Where the functions' bootstrap binaries are built."`
+	DemoSite    string            `default:"demo" help:"Development site to create ('' for none)."`
+	DemoToken   string            `env:"FEEDPIPE_DEMO_TOKEN" help:"Token of the development site (default: a random one, printed)."`
 	Verbose     bool              `short:"v" help:"Debug logs from the cloud and the runner."`
 }
 
@@ -63,17 +65,25 @@ func (c *runCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
+	demo := ""
+	if c.DemoSite != "" {
+		token, err := seedSite(ctx, endpoint, c.Region, c.AccessKey, c.SecretKey, r.BucketName("StoreBucket"), c.DemoSite, c.DemoToken)
+		if err != nil {
+			return err
+		}
+		demo = fmt.Sprintf("  demo site     %s   token %s\n  try           curl -H 'Authorization: Bearer %s' %s/v1/sites/%s/catalog\n", c.DemoSite, token, token, r.HTTPEndpoint(), c.DemoSite)
+	}
 	where := "embedded local cloud"
 	if cloud == nil {
 		where = "external endpoint"
 	}
 	fmt.Printf(`feedpipe is running (stack %q)
   S3 + SQS      %s   (%s; credentials %s / %s, region %s)
-%s
+%s%s
   export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s
 
 Ctrl-C stops everything.
-`, c.Stack, endpoint, where, c.AccessKey, c.SecretKey, c.Region, r.Summary(), endpoint, c.Region, c.AccessKey, c.SecretKey)
+`, c.Stack, endpoint, where, c.AccessKey, c.SecretKey, c.Region, r.Summary(), demo, endpoint, c.Region, c.AccessKey, c.SecretKey)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "shutting down")
 	return nil

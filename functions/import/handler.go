@@ -1,0 +1,521 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/feedpipe/feedpipe/shared/catalog"
+	"github.com/feedpipe/feedpipe/shared/feed"
+	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/messages"
+	"github.com/feedpipe/feedpipe/shared/site"
+	"github.com/feedpipe/feedpipe/shared/uploads"
+)
+
+// objectAPI is what the importer needs of S3.
+type objectAPI interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+// queueAPI is what the importer needs of SQS.
+type queueAPI interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+// catalogStore is what the importer needs of the catalog.
+type catalogStore interface {
+	Head(ctx context.Context, site string) (catalog.Version, error)
+	Stage(ctx context.Context, site string, base catalog.Version, deltas []catalog.Delta) (*catalog.Staged, error)
+}
+
+// Defaults of the importer's tunables.
+const (
+	DefaultRetryBudget = 5
+	// maxGroup bounds the sequences of one group commit.
+	maxGroup = 50
+	// reserve is the invocation time kept back for the after-commit steps;
+	// a group commit stops early rather than run into the timeout.
+	reserve = 10 * time.Second
+)
+
+// Handler applies queued uploads to their site's catalog, strictly in
+// sequence order (DESIGN.md "Ordering"). It is the only writer of catalog
+// versions and of a site's halted state. Messages only wake it: the records
+// and the catalog's appliedSeq decide what to apply.
+type Handler struct {
+	S3             objectAPI
+	SQS            queueAPI
+	Catalog        catalogStore
+	Uploads        *uploads.Store
+	StoreBucket    string
+	ImportQueueURL string
+	RetryBudget    int
+	Logger         *slog.Logger
+	// Now is the clock of timestamps in records (default time.Now).
+	Now func() time.Time
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// errTransient marks failures worth retrying (S3 or SQS trouble).
+type transientError struct{ err error }
+
+func (e transientError) Error() string { return e.err.Error() }
+func (e transientError) Unwrap() error { return e.err }
+
+// errHalt is a failure that stops the site until an operator redrives it.
+type haltError struct {
+	seq    uint64
+	reason string
+}
+
+func (e haltError) Error() string { return fmt.Sprintf("sequence %d: %s", e.seq, e.reason) }
+
+// Handle processes one FIFO batch. Messages are grouped by site; each site
+// is advanced once, and its messages are acknowledged unless the advance
+// failed for a transient reason, in which case the site's messages return
+// (with a backoff) until the retry budget is spent and the site halts.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	var order []string
+	bySite := map[string][]events.SQSMessage{}
+	for _, m := range ev.Records {
+		siteName := m.Attributes["MessageGroupId"]
+		if _, err := messages.DecodeImport(m.Body); err != nil {
+			log := h.Logger.With("site", siteName, "messageId", m.MessageId)
+			if layout.ValidateSite(siteName) != nil {
+				log.Error("undecodable import message without a site; acknowledged", "err", err, "alarm", "undecodable_message")
+				continue
+			}
+			h.halt(ctx, siteName, haltError{reason: fmt.Sprintf("undecodable import message %s: %v", m.MessageId, err)}, log)
+			continue
+		}
+		if _, seen := bySite[siteName]; !seen {
+			order = append(order, siteName)
+		}
+		bySite[siteName] = append(bySite[siteName], m)
+	}
+	for _, siteName := range order {
+		msgs := bySite[siteName]
+		log := h.Logger.With("site", siteName)
+		err := h.advance(ctx, siteName, log)
+		var transient transientError
+		if errors.As(err, &transient) {
+			receives := receiveCount(msgs)
+			budget := h.RetryBudget
+			if budget == 0 {
+				budget = DefaultRetryBudget
+			}
+			if receives >= budget {
+				h.halt(ctx, siteName, haltError{reason: fmt.Sprintf("retry budget spent (%d attempts): %v", receives, err)}, log)
+				continue
+			}
+			log.Warn("import failed; retrying with backoff", "attempt", receives, "err", err)
+			h.backoff(ctx, msgs, receives, log)
+			for _, m := range msgs {
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+			}
+			continue
+		}
+		var halt haltError
+		if errors.As(err, &halt) {
+			h.halt(ctx, siteName, halt, log)
+			continue
+		}
+		if err != nil {
+			log.Error("import failed", "err", err)
+			for _, m := range msgs {
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+			}
+		}
+	}
+	return resp, nil
+}
+
+func receiveCount(msgs []events.SQSMessage) int {
+	n := 0
+	for _, m := range msgs {
+		if c, err := strconv.Atoi(m.Attributes["ApproximateReceiveCount"]); err == nil && c > n {
+			n = c
+		}
+	}
+	return n
+}
+
+// backoff delays the messages' return: 2^attempt seconds, at most 15 min.
+func (h *Handler) backoff(ctx context.Context, msgs []events.SQSMessage, attempt int, log *slog.Logger) {
+	delay := int32(math.Min(math.Pow(2, float64(attempt)), 900))
+	for _, m := range msgs {
+		if _, err := h.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(h.ImportQueueURL),
+			ReceiptHandle: aws.String(m.ReceiptHandle), VisibilityTimeout: delay}); err != nil {
+			log.Warn("could not set the retry backoff", "messageId", m.MessageId, "err", err)
+		}
+	}
+}
+
+// halt stops the site: nothing later applies until `feedpipe redrive`.
+func (h *Handler) halt(ctx context.Context, siteName string, why haltError, log *slog.Logger) {
+	log.Error("site halted", "sequence", why.seq, "reason", why.reason, "alarm", "site_halted")
+	st := site.State{Halted: true, Reason: why.reason, Sequence: why.seq, Since: h.now()}
+	if err := site.SaveState(ctx, h.S3, h.StoreBucket, siteName, st); err != nil {
+		log.Error("could not record the halt; the site stays blocked by its failing sequence", "err", err)
+	}
+}
+
+// planned is one sequence of a group commit.
+type planned struct {
+	rec   uploads.Record
+	apply bool // false: resolved without data (expired, cancelled, rejected)
+	stats feed.Stats
+	errs  []feed.LineError
+}
+
+// advance applies appliedSeq+1 and every contiguous successor already
+// queued or resolved, in group commits, until a gap, the end, or the
+// invocation's time runs low (then the site is woken to go on).
+func (h *Handler) advance(ctx context.Context, siteName string, log *slog.Logger) error {
+	state, err := site.LoadState(ctx, h.S3, h.StoreBucket, siteName)
+	if err != nil {
+		return transientError{err}
+	}
+	if state.Halted {
+		log.Warn("site is halted; nothing applies until redrive", "reason", state.Reason)
+		return nil
+	}
+	cfg, err := site.Load(ctx, h.S3, h.StoreBucket, siteName)
+	if err != nil && !errors.Is(err, site.ErrNotFound) {
+		return transientError{err}
+	}
+	cfg = cfg.Limits()
+	for {
+		if h.timeLow(ctx) {
+			log.Info("stopping a group commit early; waking the site to go on")
+			return wrapTransient(messages.Send(ctx, h.SQS, h.ImportQueueURL, messages.Import{Kind: messages.KindWake, Site: siteName, Reason: "continue"}))
+		}
+		head, err := h.Catalog.Head(ctx, siteName)
+		if err != nil {
+			return transientError{err}
+		}
+		group, err := h.plan(ctx, siteName, head.AppliedSeq)
+		if err != nil {
+			return err
+		}
+		if err := h.finishApplied(ctx, siteName, head, log); err != nil {
+			return err
+		}
+		if len(group) == 0 {
+			return nil
+		}
+		done, err := h.commit(ctx, siteName, cfg, head, group, log)
+		if err != nil {
+			return err
+		}
+		if !done {
+			continue // lost a race with another importer: re-read and go on
+		}
+	}
+}
+
+func wrapTransient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return transientError{err}
+}
+
+func (h *Handler) timeLow(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < reserve
+}
+
+// plan lists the contiguous sequences after applied that can go in the next
+// group commit: queued or importing ones to apply, resolved ones to pass.
+func (h *Handler) plan(ctx context.Context, siteName string, applied uint64) ([]*planned, error) {
+	var group []*planned
+	for seq := applied + 1; len(group) < maxGroup; seq++ {
+		rec, _, err := h.Uploads.Get(ctx, siteName, seq)
+		if errors.Is(err, uploads.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, transientError{err}
+		}
+		switch rec.State {
+		case uploads.Queued, uploads.Importing:
+			// A full upload is a group of its own, so its guard is judged
+			// against the catalog it would replace.
+			if rec.Mode == uploads.Full && len(group) > 0 {
+				return group, nil
+			}
+			group = append(group, &planned{rec: rec, apply: true})
+			if rec.Mode == uploads.Full {
+				return group, nil
+			}
+		case uploads.Expired, uploads.Cancelled, uploads.Rejected:
+			group = append(group, &planned{rec: rec})
+		default:
+			// awaiting_upload or received: the gap; imported: another
+			// importer is ahead of the head we read.
+			return group, nil
+		}
+	}
+	return group, nil
+}
+
+// finishApplied redoes the idempotent after-commit steps for sequences the
+// catalog already holds whose records did not reach imported (a crash
+// between commit and status write).
+func (h *Handler) finishApplied(ctx context.Context, siteName string, head catalog.Version, log *slog.Logger) error {
+	if head.AppliedSeq == 0 {
+		return nil
+	}
+	for seq := head.AppliedSeq; seq > 0 && head.AppliedSeq-seq < maxGroup; seq-- {
+		rec, _, err := h.Uploads.Get(ctx, siteName, seq)
+		if err != nil {
+			return transientError{err}
+		}
+		if rec.State != uploads.Queued && rec.State != uploads.Importing {
+			return nil
+		}
+		if err := h.markImported(ctx, rec, head.Version); err != nil {
+			return err
+		}
+		log.Info("finished an applied sequence's status", "sequence", seq)
+	}
+	return nil
+}
+
+// commit stages the group on head and commits it. It returns false when
+// another importer committed first.
+func (h *Handler) commit(ctx context.Context, siteName string, cfg site.Config, head catalog.Version, group []*planned, log *slog.Logger) (bool, error) {
+	now := h.now()
+	for _, p := range group {
+		if !p.apply || p.rec.State == uploads.Importing {
+			continue
+		}
+		rec, err := h.Uploads.Update(ctx, siteName, p.rec.Sequence, func(r *uploads.Record) error {
+			if r.State != uploads.Queued {
+				return uploads.ErrUnchanged
+			}
+			return r.Move(uploads.Importing, now)
+		})
+		if err != nil {
+			return false, transientError{err}
+		}
+		p.rec = rec
+	}
+	for attempt := 0; ; attempt++ {
+		var deltas []catalog.Delta
+		for _, p := range group {
+			if p.apply {
+				deltas = append(deltas, h.delta(ctx, p, cfg))
+			}
+		}
+		staged, err := h.Catalog.Stage(ctx, siteName, head, deltas)
+		if err != nil {
+			var halt haltError
+			if errors.As(err, &halt) {
+				return false, halt
+			}
+			return false, transientError{fmt.Errorf("stage sequences %d-%d: %w", group[0].rec.Sequence, group[len(group)-1].rec.Sequence, err)}
+		}
+		rejected, err := h.judge(ctx, siteName, cfg, head, group, staged, log)
+		if err != nil {
+			_ = staged.Discard()
+			return false, err
+		}
+		if rejected && attempt < len(group) {
+			_ = staged.Discard()
+			continue // stage again without the rejected deltas
+		}
+		last := group[len(group)-1].rec.Sequence
+		v, err := staged.Commit(ctx, last)
+		if errors.Is(err, catalog.ErrConflict) {
+			log.Info("another importer committed first; re-reading", "base", head.Version)
+			return false, nil
+		}
+		if err != nil {
+			return false, transientError{fmt.Errorf("commit sequences through %d: %w", last, err)}
+		}
+		log.Info("catalog committed", "version", v.Version, "appliedSeq", v.AppliedSeq, "products", v.Products, "sequences", len(group))
+		for _, p := range group {
+			if p.apply {
+				if err := h.markImported(ctx, p.rec, v.Version); err != nil {
+					return false, err
+				}
+			}
+		}
+		if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.SyncDirtyKey(siteName)), Body: strings.NewReader("{}")}); err != nil {
+			return false, transientError{fmt.Errorf("mark %s dirty for sync: %w", siteName, err)}
+		}
+		return true, nil
+	}
+}
+
+// judge checks each staged delta against the error budget, emptiness and
+// the full-upload guard, rejects those that fail (their data never
+// applies), and writes the counts of the rest into their records before the
+// commit makes them visible. It reports whether any delta was rejected.
+func (h *Handler) judge(ctx context.Context, siteName string, cfg site.Config, head catalog.Version, group []*planned, staged *catalog.Staged, log *slog.Logger) (bool, error) {
+	counts := staged.Counts()
+	i := 0
+	rejected := false
+	before := head.Products // a full upload is alone in its group
+	for _, p := range group {
+		if !p.apply {
+			continue
+		}
+		c := counts[i]
+		i++
+		reason, message := "", ""
+		switch {
+		case feed.BudgetExceeded(p.stats, cfg.Strict):
+			reason, message = uploads.ReasonErrorBudget, fmt.Sprintf("%d of %d lines were rejected, over the site's error budget", p.stats.Rejected, p.stats.Lines)
+		case p.stats.Lines == 0:
+			reason, message = uploads.ReasonEmpty, "the file holds no lines"
+		case p.rec.Mode == uploads.Full:
+			ratio := cfg.MaxFullDeleteRatio
+			if p.rec.MaxFullDeleteRatio != nil {
+				ratio = *p.rec.MaxFullDeleteRatio
+			}
+			if staged.Products() == 0 && !p.rec.AllowEmpty {
+				reason, message = uploads.ReasonImplausibleFull, "the full upload would leave the catalog with 0 products; create it with allowEmpty to mean it"
+			} else if before > 0 && float64(c.Deleted)/float64(before) > ratio && !p.rec.AllowEmpty {
+				reason, message = uploads.ReasonImplausibleFull, fmt.Sprintf("the full upload would delete %d of %d products (over %.0f %%); create it with a higher maxFullDeleteRatio to mean it", c.Deleted, before, ratio*100)
+			}
+		}
+		if reason != "" {
+			rejected = true
+			p.apply = false
+			log.Warn("upload rejected", "sequence", p.rec.Sequence, "reason", reason, "message", message, "alarm", alarmFor(reason))
+			rec, err := h.Uploads.Update(ctx, siteName, p.rec.Sequence, func(r *uploads.Record) error {
+				if r.State != uploads.Importing {
+					return uploads.ErrUnchanged
+				}
+				r.Counts = &uploads.Counts{Lines: p.stats.Lines, Rejected: p.stats.Rejected}
+				r.Errors = lineErrors(p.errs)
+				return r.Reject(reason, message, h.now())
+			})
+			if err != nil {
+				return false, transientError{err}
+			}
+			p.rec = rec
+			continue
+		}
+		rec, err := h.Uploads.Update(ctx, siteName, p.rec.Sequence, func(r *uploads.Record) error {
+			if r.State != uploads.Importing {
+				return uploads.ErrUnchanged
+			}
+			r.Counts = &uploads.Counts{Lines: p.stats.Lines, Upserted: c.Upserted, Deleted: c.Deleted, Unchanged: c.Unchanged, Rejected: p.stats.Rejected}
+			r.Errors = lineErrors(p.errs)
+			return nil
+		})
+		if err != nil {
+			return false, transientError{err}
+		}
+		p.rec = rec
+	}
+	return rejected, nil
+}
+
+func alarmFor(reason string) string {
+	if reason == uploads.ReasonImplausibleFull {
+		return "full_upload_held"
+	}
+	return "upload_rejected"
+}
+
+func lineErrors(errs []feed.LineError) []uploads.LineError {
+	out := make([]uploads.LineError, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, uploads.LineError{Line: e.Line, Code: e.Code, Reason: e.Reason})
+	}
+	return out
+}
+
+// delta streams one stored upload into the catalog. A missing or unreadable
+// stored object halts the site: it is never applied as an empty delta.
+func (h *Handler) delta(ctx context.Context, p *planned, cfg site.Config) catalog.Delta {
+	enc, _ := layout.ParseEncoding(p.rec.ContentEncoding)
+	key := layout.Import{Site: p.rec.Site, Sequence: p.rec.Sequence, UploadID: p.rec.UploadID, Encoding: enc}.Key()
+	return catalog.Delta{
+		Sequence: p.rec.Sequence,
+		Full:     p.rec.Mode == uploads.Full,
+		Ops: func(yield func(catalog.Op) error) error {
+			out, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(key)})
+			if uploads.IsNotFound(err) {
+				return haltError{seq: p.rec.Sequence, reason: fmt.Sprintf("the stored upload %s is missing; it was queued but cannot be imported", key)}
+			}
+			if err != nil {
+				return transientError{fmt.Errorf("read %s: %w", key, err)}
+			}
+			defer out.Body.Close()
+			r, err := feed.NewReader(out.Body, enc, feed.Options{Full: p.rec.Mode == uploads.Full})
+			if err != nil {
+				return haltError{seq: p.rec.Sequence, reason: fmt.Sprintf("the stored upload %s is unreadable: %v", key, err)}
+			}
+			defer r.Close()
+			for {
+				line, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if errors.Is(err, feed.ErrCorrupt) {
+					return haltError{seq: p.rec.Sequence, reason: fmt.Sprintf("the stored upload %s is unreadable: %v", key, err)}
+				}
+				if err != nil {
+					return transientError{fmt.Errorf("read %s: %w", key, err)}
+				}
+				op := catalog.Op{ID: line.ID, Delete: line.Op == feed.OpDelete}
+				if !op.Delete {
+					op.Product = append([]byte(nil), line.Product...)
+				}
+				if err := yield(op); err != nil {
+					return err
+				}
+			}
+			p.stats, p.errs = r.Stats(), r.Errors()
+			return nil
+		},
+	}
+}
+
+// markImported finishes a sequence: imported, with its catalog version.
+func (h *Handler) markImported(ctx context.Context, rec uploads.Record, version uint64) error {
+	_, err := h.Uploads.Update(ctx, rec.Site, rec.Sequence, func(r *uploads.Record) error {
+		switch r.State {
+		case uploads.Queued:
+			if err := r.Move(uploads.Importing, h.now()); err != nil {
+				return err
+			}
+		case uploads.Importing:
+		default:
+			return uploads.ErrUnchanged
+		}
+		r.CatalogVersion = version
+		return r.Move(uploads.Imported, h.now())
+	})
+	if err != nil {
+		return transientError{err}
+	}
+	return nil
+}

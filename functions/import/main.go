@@ -1,0 +1,51 @@
+// Command import applies queued uploads to their site's catalog in sequence
+// order, from the import FIFO queue (group = site).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/feedpipe/feedpipe/shared/awsconfig"
+	"github.com/feedpipe/feedpipe/shared/catalog"
+	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/uploads"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "import:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	clients, err := awsconfig.Load(ctx)
+	if err != nil {
+		return err
+	}
+	env, err := layout.RequireEnv(layout.EnvStoreBucket, layout.EnvImportQueueURL)
+	if err != nil {
+		return err
+	}
+	budget := DefaultRetryBudget
+	if v := os.Getenv("IMPORT_RETRY_BUDGET"); v != "" {
+		if budget, err = strconv.Atoi(v); err != nil || budget < 1 {
+			return fmt.Errorf("IMPORT_RETRY_BUDGET=%q: want a positive integer", v)
+		}
+	}
+	store := env[layout.EnvStoreBucket]
+	h := &Handler{
+		S3: clients.S3, SQS: clients.SQS, Catalog: catalog.New(clients.S3, store, catalog.WithTempDir(os.TempDir())),
+		Uploads: uploads.NewStore(clients.S3, store), StoreBucket: store, ImportQueueURL: env[layout.EnvImportQueueURL],
+		RetryBudget: budget, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "import"),
+	}
+	lambda.Start(h.Handle)
+	return nil
+}

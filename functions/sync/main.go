@@ -1,0 +1,61 @@
+// Command sync is the scheduled function: on its EventBridge schedule it
+// expires abandoned uploads and wakes their sites.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/feedpipe/feedpipe/shared/awsconfig"
+	"github.com/feedpipe/feedpipe/shared/catalog"
+	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/uploads"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "sync:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	clients, err := awsconfig.Load(ctx)
+	if err != nil {
+		return err
+	}
+	env, err := layout.RequireEnv(layout.EnvIncomingBucket, layout.EnvStoreBucket, layout.EnvImportQueueURL)
+	if err != nil {
+		return err
+	}
+	grace := 120 * time.Second
+	if v := os.Getenv("EXPIRY_GRACE_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("EXPIRY_GRACE_SECONDS=%q: want seconds", v)
+		}
+		grace = time.Duration(n) * time.Second
+	}
+	store := env[layout.EnvStoreBucket]
+	h := &Handler{
+		S3: clients.S3, SQS: clients.SQS, Uploads: uploads.NewStore(clients.S3, store), Catalog: applied{catalog.New(clients.S3, store)},
+		IncomingBucket: env[layout.EnvIncomingBucket], StoreBucket: store, ImportQueueURL: env[layout.EnvImportQueueURL],
+		Grace: grace, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "sync"),
+	}
+	lambda.Start(h.Handle)
+	return nil
+}
+
+type applied struct{ store *catalog.Store }
+
+func (a applied) AppliedSeq(ctx context.Context, site string) (uint64, error) {
+	v, err := a.store.Head(ctx, site)
+	return v.AppliedSeq, err
+}
