@@ -1,0 +1,432 @@
+package catalog
+
+import (
+	"bufio"
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// op is one operation of a batch, numbered in batch order.
+type op struct {
+	id      string
+	product []byte // nil for a delete
+	seq     uint64 // position in the batch: later ops have higher seq
+	delta   int    // index of its delta in the batch
+	del     bool
+}
+
+// opOverhead approximates the memory an op costs besides its bytes.
+const opOverhead = 80
+
+func (o *op) size() int64 { return int64(len(o.id) + len(o.product) + opOverhead) }
+
+// compareOps orders ops by id, then batch order.
+func compareOps(a, b *op) int {
+	if c := strings.Compare(a.id, b.id); c != 0 {
+		return c
+	}
+	switch {
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
+}
+
+// opReader is a stream of ops in compareOps order.
+type opReader interface {
+	next() (bool, error)
+	current() *op
+}
+
+// memRun reads a sorted slice of ops.
+type memRun struct {
+	ops []op
+	i   int
+}
+
+func (r *memRun) next() (bool, error) {
+	if r.i >= len(r.ops) {
+		return false, nil
+	}
+	r.i++
+	return true, nil
+}
+
+func (r *memRun) current() *op { return &r.ops[r.i-1] }
+
+// run is a sorted run of ops in the spill file.
+type run struct {
+	off, n int64
+}
+
+// spillFile is an append-only temporary file of sorted runs.
+type spillFile struct {
+	f    *os.File
+	w    *bufio.Writer
+	size int64
+	buf  []byte
+}
+
+func newSpillFile(dir string) (*spillFile, error) {
+	f, err := os.CreateTemp(dir, "ops-*.spill")
+	if err != nil {
+		return nil, fmt.Errorf("create spill file: %w", err)
+	}
+	return &spillFile{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+// write appends one op to the run being written.
+func (s *spillFile) write(o *op) error {
+	b := s.buf[:0]
+	b = binary.AppendUvarint(b, uint64(len(o.id)))
+	b = append(b, o.id...)
+	b = binary.AppendUvarint(b, o.seq)
+	b = binary.AppendUvarint(b, uint64(o.delta))
+	if o.del {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(o.product)))
+	s.buf = b
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("write spill file: %w", err)
+	}
+	if _, err := s.w.Write(o.product); err != nil {
+		return fmt.Errorf("write spill file: %w", err)
+	}
+	s.size += int64(len(b) + len(o.product))
+	return nil
+}
+
+// writeRun appends every op of r as one run.
+func (s *spillFile) writeRun(r opReader) (run, error) {
+	start := s.size
+	for {
+		more, err := r.next()
+		if err != nil {
+			return run{}, err
+		}
+		if !more {
+			break
+		}
+		if err := s.write(r.current()); err != nil {
+			return run{}, err
+		}
+	}
+	return run{off: start, n: s.size - start}, nil
+}
+
+// open reads a run back; the file must have been flushed.
+func (s *spillFile) open(r run, bufSize int) *runReader {
+	return &runReader{br: bufio.NewReaderSize(io.NewSectionReader(s.f, r.off, r.n), bufSize)}
+}
+
+func (s *spillFile) flush() error {
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("write spill file: %w", err)
+	}
+	return nil
+}
+
+func (s *spillFile) remove() {
+	s.f.Close()
+	os.Remove(s.f.Name())
+}
+
+// runReader decodes a run. Each op it returns owns its bytes.
+type runReader struct {
+	br  *bufio.Reader
+	cur op
+}
+
+func (r *runReader) current() *op { return &r.cur }
+
+func (r *runReader) next() (bool, error) {
+	n, err := binary.ReadUvarint(r.br)
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read spill file: %w", err)
+	}
+	id := make([]byte, n)
+	if _, err := io.ReadFull(r.br, id); err != nil {
+		return false, fmt.Errorf("read spill file: %w", err)
+	}
+	var o op
+	o.id = string(id)
+	if o.seq, err = binary.ReadUvarint(r.br); err != nil {
+		return false, fmt.Errorf("read spill file: %w", err)
+	}
+	d, err := binary.ReadUvarint(r.br)
+	if err != nil {
+		return false, fmt.Errorf("read spill file: %w", err)
+	}
+	o.delta = int(d)
+	flag, err := r.br.ReadByte()
+	if err != nil {
+		return false, fmt.Errorf("read spill file: %w", err)
+	}
+	o.del = flag == 1
+	if n, err = binary.ReadUvarint(r.br); err != nil {
+		return false, fmt.Errorf("read spill file: %w", err)
+	}
+	if !o.del {
+		o.product = make([]byte, n)
+		if _, err := io.ReadFull(r.br, o.product); err != nil {
+			return false, fmt.Errorf("read spill file: %w", err)
+		}
+	}
+	r.cur = o
+	return true, nil
+}
+
+// opMerger merges sorted op streams into one.
+type opMerger struct {
+	h       opHeap
+	started bool
+	cur     *op
+}
+
+type opHeap []opReader
+
+func (h opHeap) Len() int           { return len(h) }
+func (h opHeap) Less(i, j int) bool { return compareOps(h[i].current(), h[j].current()) < 0 }
+func (h opHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *opHeap) Push(x any)        { *h = append(*h, x.(opReader)) }
+func (h *opHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func newOpMerger(readers []opReader) (*opMerger, error) {
+	m := &opMerger{}
+	for _, r := range readers {
+		more, err := r.next()
+		if err != nil {
+			return nil, err
+		}
+		if more {
+			m.h = append(m.h, r)
+		}
+	}
+	heap.Init(&m.h)
+	return m, nil
+}
+
+// next advances to the next op; the previous one stays valid only when its
+// reader owns its bytes (runReader copies, memRun points into its slice).
+func (m *opMerger) next() (bool, error) {
+	if m.started && len(m.h) > 0 {
+		top := m.h[0]
+		more, err := top.next()
+		if err != nil {
+			return false, err
+		}
+		if more {
+			heap.Fix(&m.h, 0)
+		} else {
+			heap.Pop(&m.h)
+		}
+	}
+	m.started = true
+	if len(m.h) == 0 {
+		m.cur = nil
+		return false, nil
+	}
+	c := *m.h[0].current()
+	m.cur = &c
+	return true, nil
+}
+
+func (m *opMerger) current() *op { return m.cur }
+
+// mergeFanIn is the most runs merged at once; more runs are first merged in
+// passes into longer runs (an external merge sort).
+const mergeFanIn = 64
+
+// reduceRuns merges runs in groups of mergeFanIn into new runs at the end of
+// the spill file until at most mergeFanIn remain.
+func (s *spillFile) reduceRuns(runs []run) ([]run, error) {
+	for len(runs) > mergeFanIn {
+		if err := s.flush(); err != nil {
+			return nil, err
+		}
+		batch := runs[:mergeFanIn]
+		readers := make([]opReader, len(batch))
+		for i, r := range batch {
+			readers[i] = s.open(r, 16<<10)
+		}
+		m, err := newOpMerger(readers)
+		if err != nil {
+			return nil, err
+		}
+		merged, err := s.writeRun(m)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(slices.Clone(runs[mergeFanIn:]), merged)
+	}
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+// --- record buffers ---
+
+// recBuffer holds the products of one shard being written, in id order:
+// in memory up to a limit, then in a temporary file.
+type recBuffer struct {
+	dir     string
+	limit   int64
+	bufSize int
+	mem     []byte
+	f       *os.File
+	w       *bufio.Writer
+	size    int64 // encoded bytes
+	count   int
+	raw     int64 // NDJSON bytes the products will take
+	hdr     []byte
+}
+
+func newRecBuffer(dir string, limit int64, bufSize int) *recBuffer {
+	return &recBuffer{dir: dir, limit: limit, bufSize: bufSize}
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func (b *recBuffer) add(id string, product []byte) error {
+	h := binary.AppendUvarint(b.hdr[:0], uint64(len(id)))
+	b.hdr = h
+	n := int64(len(h) + len(id) + uvarintLen(uint64(len(product))) + len(product))
+	b.count++
+	b.raw += lineLen(id, product)
+	b.size += n
+	if b.f == nil && b.size > b.limit {
+		f, err := os.CreateTemp(b.dir, "shard-*.rec")
+		if err != nil {
+			return fmt.Errorf("create shard buffer: %w", err)
+		}
+		b.f, b.w = f, bufio.NewWriterSize(f, b.bufSize)
+		if _, err := b.w.Write(b.mem); err != nil {
+			return fmt.Errorf("write shard buffer: %w", err)
+		}
+		b.mem = nil
+	}
+	if b.f == nil {
+		b.mem = append(b.mem, h...)
+		b.mem = append(b.mem, id...)
+		b.mem = binary.AppendUvarint(b.mem, uint64(len(product)))
+		b.mem = append(b.mem, product...)
+		return nil
+	}
+	b.hdr = binary.AppendUvarint(append(h, id...), uint64(len(product)))
+	if _, err := b.w.Write(b.hdr); err != nil {
+		return fmt.Errorf("write shard buffer: %w", err)
+	}
+	if _, err := b.w.Write(product); err != nil {
+		return fmt.Errorf("write shard buffer: %w", err)
+	}
+	return nil
+}
+
+// reader reads the records back in the order they were added.
+func (b *recBuffer) reader() (recordReader, error) {
+	if b.f == nil {
+		return &memRecReader{buf: b.mem}, nil
+	}
+	if err := b.w.Flush(); err != nil {
+		return nil, fmt.Errorf("write shard buffer: %w", err)
+	}
+	return &fileRecReader{br: bufio.NewReaderSize(io.NewSectionReader(b.f, 0, b.size), b.bufSize)}, nil
+}
+
+// release frees the buffer and removes its file.
+func (b *recBuffer) release() {
+	b.mem = nil
+	if b.f != nil {
+		b.f.Close()
+		os.Remove(b.f.Name())
+		b.f = nil
+	}
+}
+
+type memRecReader struct {
+	buf []byte
+	cur record
+}
+
+var errBadBuffer = errors.New("corrupt shard buffer")
+
+func (r *memRecReader) next() (bool, error) {
+	if len(r.buf) == 0 {
+		return false, nil
+	}
+	n, k := binary.Uvarint(r.buf)
+	if k <= 0 || uint64(len(r.buf)-k) < n {
+		return false, errBadBuffer
+	}
+	id := string(r.buf[k : k+int(n)])
+	r.buf = r.buf[k+int(n):]
+	n, k = binary.Uvarint(r.buf)
+	if k <= 0 || uint64(len(r.buf)-k) < n {
+		return false, errBadBuffer
+	}
+	r.cur = record{id: id, product: r.buf[k : k+int(n)]}
+	r.buf = r.buf[k+int(n):]
+	return true, nil
+}
+
+func (r *memRecReader) current() record { return r.cur }
+func (r *memRecReader) close()          {}
+
+type fileRecReader struct {
+	br      *bufio.Reader
+	cur     record
+	id, buf []byte
+}
+
+func (r *fileRecReader) next() (bool, error) {
+	n, err := binary.ReadUvarint(r.br)
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read shard buffer: %w", err)
+	}
+	r.id = slices.Grow(r.id[:0], int(n))[:n]
+	if _, err := io.ReadFull(r.br, r.id); err != nil {
+		return false, fmt.Errorf("read shard buffer: %w", err)
+	}
+	if n, err = binary.ReadUvarint(r.br); err != nil {
+		return false, fmt.Errorf("read shard buffer: %w", err)
+	}
+	r.buf = slices.Grow(r.buf[:0], int(n))[:n]
+	if _, err := io.ReadFull(r.br, r.buf); err != nil {
+		return false, fmt.Errorf("read shard buffer: %w", err)
+	}
+	r.cur = record{id: string(r.id), product: r.buf}
+	return true, nil
+}
+
+func (r *fileRecReader) current() record { return r.cur }
+func (r *fileRecReader) close()          {}

@@ -1,0 +1,558 @@
+package catalog
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/feedpipe/feedpipe/shared/layout"
+)
+
+// Op is one operation of a delta: an upsert of Product under ID, or a
+// delete of ID. Product must be a JSON object on one line; the store keeps
+// the slice until the Staged batch is committed or discarded (the caller
+// passes a copy it no longer changes) and stores its bytes unchanged.
+type Op struct {
+	Delete  bool
+	ID      string
+	Product []byte
+}
+
+// Delta is one upload's operations. Ops streams them in line order and
+// returns the error of its yield, or its own error, which aborts the Stage.
+// A Full delta replaces the whole catalog at its point in the batch: every
+// product it does not mention is deleted.
+type Delta struct {
+	Sequence uint64
+	Full     bool
+	Ops      func(yield func(Op) error) error
+}
+
+// Counts are what one delta did, op by op, to the catalog as its
+// predecessors in the batch left it. An upsert of an absent id or of new
+// bytes is Upserted, of identical bytes Unchanged; a delete of a present id
+// is Deleted, of an absent one Unchanged. For a Full delta, Deleted also
+// counts the products it replaced by not mentioning them.
+type Counts struct {
+	Upserted, Deleted, Unchanged int64
+}
+
+// Staged is a batch of deltas applied to a base version, ready to commit.
+// Nothing of it is visible until Commit succeeds. Its temporary files stay
+// until Commit succeeds or fails with ErrConflict, or Discard is called.
+type Staged struct {
+	store    *Store
+	site     string
+	base     Version
+	counts   []Counts
+	products int64
+	shards   []ShardRef
+	writes   []stagedWrite
+	dir      string
+	out      *os.File
+
+	runs int // sorted runs spilled to disk while staging
+
+	mu      sync.Mutex
+	closed  bool
+	version Version // set by the first Commit attempt
+	doc     []byte  // its document
+}
+
+// stagedWrite is a shard object kept in the staged output file.
+type stagedWrite struct {
+	ref    ShardRef
+	off, n int64
+}
+
+// Base is the version the batch was staged on.
+func (st *Staged) Base() Version { return st.base }
+
+// Counts returns what each delta did, in batch order.
+func (st *Staged) Counts() []Counts { return slices.Clone(st.counts) }
+
+// Products is the number of products after the whole batch.
+func (st *Staged) Products() int64 { return st.products }
+
+// Written reports the shard objects Commit will write and their total size.
+func (st *Staged) Written() (objects int, size int64) {
+	for _, w := range st.writes {
+		size += w.n
+	}
+	return len(st.writes), size
+}
+
+// Stage applies deltas, in order, to base and prepares the shards that
+// change. It reads only the shards of base that the deltas touch (all of
+// them when a delta is Full), keeps memory bounded by spilling to the
+// store's temporary directory, and makes nothing visible. The result
+// equals applying every op one by one to base.
+func (s *Store) Stage(ctx context.Context, site string, base Version, deltas []Delta) (*Staged, error) {
+	if err := checkVersion(site, base); err != nil {
+		return nil, err
+	}
+	base.Site = site
+	cov, err := newCover(base.Shards)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: stage on version %d: %w: %v", site, base.Version, ErrCorrupt, err)
+	}
+	dir, err := os.MkdirTemp(s.tempDir, "catalog-stage-*")
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: stage: %w", site, err)
+	}
+	b := &stager{s: s, ctx: ctx, site: site, cov: cov, dir: dir,
+		groups: make([]group, len(cov.refs)), counts: make([]Counts, len(deltas))}
+	st, err := b.run(base, deltas)
+	if err != nil {
+		b.abort()
+		return nil, err
+	}
+	return st, nil
+}
+
+// stager is the state of one Stage call.
+type stager struct {
+	s      *Store
+	ctx    context.Context
+	site   string
+	cov    *cover
+	dir    string
+	groups []group // one per shard of the base
+	mem    int64   // bytes of ops held in groups
+	seq    uint64
+	spill  *spillFile
+	runs   int
+	fulls  []int // indexes of the Full deltas
+	counts []Counts
+	out    *os.File
+	outW   *countingWriter
+	enc    *zstd.Encoder
+	chunk  []byte
+	writes []stagedWrite
+}
+
+// group is the ops of one base shard: sorted runs in the spill file and the
+// ops since the last spill.
+type group struct {
+	mem     []op
+	runs    []run
+	touched bool
+}
+
+type countingWriter struct {
+	w *bufio.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (b *stager) abort() {
+	if b.spill != nil {
+		b.spill.remove()
+	}
+	if b.out != nil {
+		b.out.Close()
+	}
+	os.RemoveAll(b.dir)
+}
+
+func (b *stager) run(base Version, deltas []Delta) (*Staged, error) {
+	for i, d := range deltas {
+		if err := b.ingest(i, d); err != nil {
+			return nil, fmt.Errorf("catalog %s: stage delta %d (sequence %d): %w", b.site, i, d.Sequence, err)
+		}
+	}
+	f, err := os.CreateTemp(b.dir, "shards-*.zst")
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: stage: %w", b.site, err)
+	}
+	b.out = f
+	b.outW = &countingWriter{w: bufio.NewWriterSize(f, 256<<10)}
+
+	var reads []ShardRef
+	for i := range b.groups {
+		if ref := b.cov.refs[i]; b.groups[i].touched && ref.Key != "" {
+			reads = append(reads, ref)
+		}
+	}
+	pf := b.s.prefetch(b.ctx, b.site, reads)
+	defer pf.stop()
+
+	products := base.Products
+	var shards []ShardRef
+	for i := range b.groups {
+		ref := b.cov.refs[i]
+		if !b.groups[i].touched && len(b.fulls) == 0 {
+			shards = append(shards, ref)
+			continue
+		}
+		var old recordReader = emptyReader{}
+		if b.groups[i].touched && ref.Key != "" {
+			r, err := pf.open()
+			if err != nil {
+				return nil, err
+			}
+			old = r
+		}
+		refs, err := b.mergeGroup(i, old)
+		old.close()
+		if err != nil {
+			return nil, err
+		}
+		products -= int64(ref.Count)
+		for _, r := range refs {
+			products += int64(r.Count)
+		}
+		shards = append(shards, refs...)
+	}
+	if b.spill != nil {
+		b.spill.remove()
+		b.spill = nil
+	}
+	if err := b.outW.w.Flush(); err != nil {
+		return nil, fmt.Errorf("catalog %s: stage: write %s: %w", b.site, b.out.Name(), err)
+	}
+	return &Staged{store: b.s, site: b.site, base: base, counts: b.counts, products: products,
+		shards: shards, writes: b.writes, dir: b.dir, out: b.out, runs: b.runs}, nil
+}
+
+// ingest reads one delta's ops into the groups of their shards.
+func (b *stager) ingest(di int, d Delta) error {
+	if d.Full {
+		b.fulls = append(b.fulls, di)
+	}
+	if d.Ops == nil {
+		return nil
+	}
+	line := 0
+	return d.Ops(func(o Op) error {
+		line++
+		if line&1023 == 0 {
+			if err := b.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := layout.ValidateProductID(o.ID); err != nil {
+			return fmt.Errorf("op %d: %w", line, err)
+		}
+		rec := op{id: o.ID, seq: b.seq, delta: di, del: o.Delete}
+		if !o.Delete {
+			if err := checkProduct(o.Product); err != nil {
+				return fmt.Errorf("op %d (id %q): %w", line, o.ID, err)
+			}
+			rec.product = o.Product
+		}
+		b.seq++
+		g := &b.groups[b.cov.lookup(idHash(o.ID))]
+		g.mem = append(g.mem, rec)
+		g.touched = true
+		b.mem += rec.size()
+		if b.mem > b.s.memoryBudget {
+			return b.spillAll()
+		}
+		return nil
+	})
+}
+
+// spillAll writes every group's ops in memory as one sorted run each.
+func (b *stager) spillAll() error {
+	if b.spill == nil {
+		sf, err := newSpillFile(b.dir)
+		if err != nil {
+			return err
+		}
+		b.spill = sf
+	}
+	for i := range b.groups {
+		g := &b.groups[i]
+		if len(g.mem) == 0 {
+			continue
+		}
+		sortOps(g.mem)
+		r, err := b.spill.writeRun(&memRun{ops: g.mem})
+		if err != nil {
+			return err
+		}
+		g.runs = append(g.runs, r)
+		g.mem = nil
+		b.runs++
+	}
+	b.mem = 0
+	return nil
+}
+
+func sortOps(ops []op) {
+	slices.SortFunc(ops, func(a, b op) int { return compareOps(&a, &b) })
+}
+
+// groupOps returns the group's ops in order, merging its spilled runs.
+func (b *stager) groupOps(g *group) (opReader, error) {
+	sortOps(g.mem)
+	mem := &memRun{ops: g.mem}
+	if len(g.runs) == 0 {
+		return mem, nil
+	}
+	runs, err := b.spill.reduceRuns(g.runs)
+	if err != nil {
+		return nil, err
+	}
+	readers := make([]opReader, 0, len(runs)+1)
+	for _, r := range runs {
+		readers = append(readers, b.spill.open(r, 32<<10))
+	}
+	return newOpMerger(append(readers, mem))
+}
+
+// mergeGroup applies the group's ops to the old content of its shard and
+// returns the shard's refs after the batch: the old ref if nothing changed,
+// else the new shard or, past the split size, its children.
+func (b *stager) mergeGroup(i int, old recordReader) ([]ShardRef, error) {
+	g := &b.groups[i]
+	ref, p := b.cov.refs[i], b.cov.prefixes[i]
+	if !g.touched {
+		// Only a full upload reaches an untouched shard: it empties it.
+		if ref.Count == 0 {
+			return []ShardRef{ref}, nil
+		}
+		b.counts[b.fulls[0]].Deleted += int64(ref.Count)
+		return []ShardRef{{ID: ref.ID}}, nil
+	}
+	ops, err := b.groupOps(g)
+	if err != nil {
+		return nil, err
+	}
+	g.mem, g.runs = nil, nil
+	out := newRecBuffer(b.dir, b.s.memoryBudget/2, 32<<10)
+	changed, err := b.apply(old, ops, out)
+	if err != nil || !changed {
+		out.release()
+		return []ShardRef{ref}, err
+	}
+	return b.finalize(p, out)
+}
+
+// apply merges the old products (in id order) with the ops (in id, batch
+// order), counts every op against the state the batch has reached, and
+// adds the resulting products to out. It reports whether any product
+// differs from the old content.
+func (b *stager) apply(old recordReader, ops opReader, out *recBuffer) (changed bool, err error) {
+	oldMore, err := old.next()
+	if err != nil {
+		return false, err
+	}
+	opMore, err := ops.next()
+	if err != nil {
+		return false, err
+	}
+	for n := 0; oldMore || opMore; n++ {
+		if n&4095 == 0 {
+			if err := b.ctx.Err(); err != nil {
+				return false, err
+			}
+		}
+		var id string
+		switch {
+		case !opMore:
+			id = old.current().id
+		case !oldMore:
+			id = ops.current().id
+		default:
+			id = min(old.current().id, ops.current().id)
+		}
+		var cur, was []byte
+		present, wasPresent := false, false
+		if oldMore && old.current().id == id {
+			cur = old.current().product
+			was, present, wasPresent = cur, true, true
+		}
+		full := 0 // the next Full delta this id has not passed yet
+		for opMore && ops.current().id == id {
+			o := ops.current()
+			for ; full < len(b.fulls) && b.fulls[full] < o.delta; full++ {
+				if present {
+					b.counts[b.fulls[full]].Deleted++
+					cur, present = nil, false
+				}
+			}
+			if full < len(b.fulls) && b.fulls[full] == o.delta {
+				full++
+			}
+			c := &b.counts[o.delta]
+			switch {
+			case o.del && present:
+				c.Deleted++
+				cur, present = nil, false
+			case o.del:
+				c.Unchanged++
+			case present && bytes.Equal(cur, o.product):
+				c.Unchanged++
+			default:
+				c.Upserted++
+				cur, present = o.product, true
+			}
+			if opMore, err = ops.next(); err != nil {
+				return false, err
+			}
+		}
+		for ; full < len(b.fulls); full++ {
+			if present {
+				b.counts[b.fulls[full]].Deleted++
+				cur, present = nil, false
+			}
+		}
+		if present {
+			if err := out.add(id, cur); err != nil {
+				return false, err
+			}
+		}
+		if present != wasPresent || (present && !bytes.Equal(cur, was)) {
+			changed = true
+		}
+		if wasPresent {
+			if oldMore, err = old.next(); err != nil {
+				return false, err
+			}
+		}
+	}
+	return changed, nil
+}
+
+// splitPassBits is the most bits one pass of a split adds (2^8 children at
+// once).
+const splitPassBits = 8
+
+// finalize writes the products in buf as the shard p or, when they exceed
+// the split size, as its children, as many bits deeper as it takes. It
+// releases buf.
+func (b *stager) finalize(p prefix, buf *recBuffer) ([]ShardRef, error) {
+	defer buf.release()
+	if buf.count == 0 {
+		return []ShardRef{{ID: p.String()}}, nil
+	}
+	if (buf.raw <= b.s.splitBytes && buf.count <= b.s.splitProducts) || p.depth >= maxDepth {
+		ref, err := b.writeShard(p, buf)
+		if err != nil {
+			return nil, err
+		}
+		return []ShardRef{ref}, nil
+	}
+	k := 1
+	for k < splitPassBits && p.depth+k < maxDepth &&
+		(buf.raw>>k > b.s.splitBytes || int64(buf.count)>>k > int64(b.s.splitProducts)) {
+		k++
+	}
+	children := make([]*recBuffer, 1<<k)
+	limit := max((b.s.memoryBudget/2)>>k, 4<<10)
+	for i := range children {
+		children[i] = newRecBuffer(b.dir, limit, 8<<10)
+	}
+	release := func() {
+		for _, c := range children {
+			c.release()
+		}
+	}
+	r, err := buf.reader()
+	if err != nil {
+		release()
+		return nil, err
+	}
+	for {
+		more, err := r.next()
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if !more {
+			break
+		}
+		rec := r.current()
+		if err := children[p.childIndex(idHash(rec.id), k)].add(rec.id, rec.product); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	buf.release()
+	var refs []ShardRef
+	for i, c := range children {
+		sub, err := b.finalize(p.child(k, uint64(i)), c)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		refs = append(refs, sub...)
+	}
+	return refs, nil
+}
+
+// encoderLevel trades compression for speed; the fastest level keeps
+// staging near the cost of decoding the input.
+const encoderLevel = zstd.SpeedFastest
+
+// writeShard appends the products in buf, as one compressed shard object,
+// to the staged output and names it by the hash of its NDJSON content.
+func (b *stager) writeShard(p prefix, buf *recBuffer) (ShardRef, error) {
+	if b.enc == nil {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(encoderLevel))
+		if err != nil {
+			return ShardRef{}, fmt.Errorf("catalog %s: stage: %w", b.site, err)
+		}
+		b.enc = enc
+	}
+	r, err := buf.reader()
+	if err != nil {
+		return ShardRef{}, err
+	}
+	start := b.outW.n
+	b.enc.Reset(b.outW)
+	h := sha256.New()
+	var raw int64
+	flush := func() error {
+		h.Write(b.chunk)
+		raw += int64(len(b.chunk))
+		_, err := b.enc.Write(b.chunk)
+		b.chunk = b.chunk[:0]
+		return err
+	}
+	for {
+		more, err := r.next()
+		if err != nil {
+			return ShardRef{}, err
+		}
+		if !more {
+			break
+		}
+		rec := r.current()
+		b.chunk = appendLine(b.chunk, rec.id, rec.product)
+		if len(b.chunk) >= 64<<10 {
+			if err := flush(); err != nil {
+				return ShardRef{}, fmt.Errorf("catalog %s: stage shard %s: %w", b.site, p, err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return ShardRef{}, fmt.Errorf("catalog %s: stage shard %s: %w", b.site, p, err)
+	}
+	if err := b.enc.Close(); err != nil {
+		return ShardRef{}, fmt.Errorf("catalog %s: stage shard %s: %w", b.site, p, err)
+	}
+	if raw != buf.raw {
+		return ShardRef{}, fmt.Errorf("catalog %s: stage shard %s: wrote %d bytes, expected %d", b.site, p, raw, buf.raw)
+	}
+	id := p.String()
+	sum := hex.EncodeToString(h.Sum(nil))[:contentHashLen]
+	ref := ShardRef{ID: id, Key: layout.CatalogShardKey(b.site, id, sum), Count: buf.count, Bytes: b.outW.n - start, Raw: raw}
+	b.writes = append(b.writes, stagedWrite{ref: ref, off: start, n: ref.Bytes})
+	return ref, nil
+}
