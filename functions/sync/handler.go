@@ -91,7 +91,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (Report
 		}
 		token = out.NextContinuationToken
 	}
-	h.Logger.Info("expiry resolver ran", "sites", rep.Sites, "expired", rep.Expired, "waiting", rep.Waiting, "lateKept", rep.LateKept)
+	level := slog.LevelDebug
+	if rep.Sites > 0 {
+		level = slog.LevelInfo
+	}
+	h.Logger.Log(ctx, level, "expiry resolver ran", "sites", rep.Sites, "expired", rep.Expired, "waiting", rep.Waiting, "lateKept", rep.LateKept)
 	return rep, errors.Join(errs...)
 }
 

@@ -147,7 +147,7 @@ func (r *Record) Move(to State, at time.Time) error {
 	if r.Timestamps == nil {
 		r.Timestamps = map[State]time.Time{}
 	}
-	r.Timestamps[to] = at.UTC()
+	r.Timestamps[to] = at.UTC().Truncate(time.Millisecond)
 	return nil
 }
 
