@@ -21,7 +21,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,7 +34,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go/logging"
 )
 
 // Harness connects the suite to one backend.
@@ -57,8 +55,8 @@ type Harness struct {
 	Features Features
 	// Advance moves the backend's clock forward, firing every timer it
 	// passes (visibility timeouts, delays). Nil for external backends: then
-	// the suite waits in real time, with short timeouts, and skips what
-	// would take minutes.
+	// the suite waits in real time, with timeouts of a second, and leaves
+	// out what would take minutes (the 5-minute deduplication window).
 	Advance func(d time.Duration)
 }
 
@@ -182,8 +180,6 @@ func newClients(endpoint, region, accessKey, secretKey string, hc aws.HTTPClient
 		// checksum to PutObject at all.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
-		ClientLogMode:              aws.LogRetries,
-		Logger:                     logging.NewStandardLogger(os.Stderr),
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
 		},
@@ -200,39 +196,7 @@ func newHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 256
 	tr.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: debugRT{tr}}
-}
-
-type debugRT struct{ base http.RoundTripper }
-
-func (d debugRT) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := d.base.RoundTrip(r)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "DEBUGRT %s %s %s: %v\n", r.Method, r.URL, r.Header.Get("X-Amz-Target"), err)
-	} else if resp.StatusCode >= 500 {
-		fmt.Fprintf(os.Stderr, "DEBUGRT %s %s %s: status %d\n", r.Method, r.URL, r.Header.Get("X-Amz-Target"), resp.StatusCode)
-	}
-	if err == nil && r.Header.Get("X-Amz-Target") == "AmazonSQS.ReceiveMessage" {
-		resp.Body = debugBody{resp.Body, r.Header.Get("Amz-Sdk-Invocation-Id"), resp.ContentLength, resp.Header.Get("Content-Encoding"), new(int64)}
-	}
-	return resp, err
-}
-
-type debugBody struct {
-	io.ReadCloser
-	id   string
-	cl   int64
-	ce   string
-	n    *int64
-}
-
-func (b debugBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	*b.n += int64(n)
-	if err != nil && err != io.EOF {
-		fmt.Fprintf(os.Stderr, "DEBUGBODY %s read %d of %d (ce %q): %v\n", b.id, *b.n, b.cl, b.ce, err)
-	}
-	return n, err
+	return &http.Client{Transport: tr}
 }
 
 // Environment variables read by ExternalHarness.
