@@ -49,6 +49,9 @@ type Reader struct {
 // NewReader returns a Reader of the delta in r, encoded with enc (the empty
 // Encoding means identity). It reads nothing before the first Next.
 func NewReader(r io.Reader, enc layout.Encoding, opts Options) (*Reader, error) {
+	if r == nil {
+		return nil, errors.New("feed: nil reader")
+	}
 	fr := &Reader{opts: opts.withDefaults(), enc: enc, src: &sourceReader{r: r}}
 	switch enc {
 	case layout.Identity, "":
@@ -101,7 +104,8 @@ func (r *Reader) Next() (Line, error) {
 // Stats returns the counts of what was read so far.
 func (r *Reader) Stats() Stats { return r.stats }
 
-// Errors returns the first Options.KeepErrors line errors, in line order.
+// Errors returns a copy of the first Options.KeepErrors line errors, in
+// line order.
 func (r *Reader) Errors() []LineError { return slices.Clone(r.errs) }
 
 // Close releases the decoders and buffers; it does not close the

@@ -559,3 +559,23 @@ func TestNoAllocsPerLine(t *testing.T) {
 		t.Errorf("%.2f allocations per line, want at most 1 (the id)", perLine)
 	}
 }
+
+// TestZstdWindowLimit checks that a zstd frame declaring a window over
+// 128 MiB is refused before anything is allocated for it.
+func TestZstdWindowLimit(t *testing.T) {
+	content := []byte(`{"op":"delete","id":"a"}`)
+	frame := func(windowLog byte) []byte {
+		b := []byte{0x28, 0xB5, 0x2F, 0xFD, 0x00, (windowLog - 10) << 3}
+		n := len(content)<<3 | 1 // last block, raw
+		b = append(b, byte(n), byte(n>>8), byte(n>>16))
+		return append(b, content...)
+	}
+	g := readAll(t, bytes.NewReader(frame(27)), layout.Zstd, Options{})
+	if g.Err != nil || len(g.Lines) != 1 {
+		t.Fatalf("128 MiB window: %+v, %v", g.Lines, g.Err)
+	}
+	g = readAll(t, bytes.NewReader(frame(28)), layout.Zstd, Options{})
+	if !errors.Is(g.Err, ErrCorrupt) {
+		t.Fatalf("256 MiB window: err = %v, want ErrCorrupt", g.Err)
+	}
+}
