@@ -40,7 +40,7 @@ type stack struct {
 // buildDir is shared by the tests of one run so each binary is built once.
 var buildDir = filepath.Join(os.TempDir(), "feedpipe-runner-test-build")
 
-func startStack(t *testing.T, params map[string]string) *stack {
+func startStack(t testing.TB, params map[string]string) *stack {
 	t.Helper()
 	ctx := context.Background()
 	cloud, err := localcloud.Start(ctx, localcloud.Config{})
