@@ -33,7 +33,7 @@ import (
 
 // stack is feedpipe running for one test.
 type stack struct {
-	t      *testing.T
+	t      testing.TB
 	api    string
 	token  string
 	site   string
@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 
 var buildDir = filepath.Join(os.TempDir(), "feedpipe-e2e-build")
 
-func start(t *testing.T, params map[string]string) *stack {
+func start(t testing.TB, params map[string]string) *stack {
 	t.Helper()
 	ctx := context.Background()
 	endpoint := os.Getenv("FEEDPIPE_TEST_ENDPOINT")
@@ -159,7 +159,7 @@ func (s *stack) create(mode string, body []byte, extra map[string]any) created {
 }
 
 // put sends the file to the presigned URL with the headers the API listed.
-func put(t *testing.T, c created, body []byte) int {
+func put(t testing.TB, c created, body []byte) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, c.URL, bytes.NewReader(body))
 	for k, v := range c.Headers {

@@ -291,11 +291,12 @@ func (h *Handler) copyAndVerify(ctx context.Context, rec uploads.Record, in layo
 	return nil
 }
 
-// escapeCopySource escapes bucket/key per path segment, as CopySource needs.
+// escapeCopySource escapes bucket/key per path segment, as CopySource needs;
+// '+' is escaped too, since S3 would read it as a space.
 func escapeCopySource(bucket, key string) string {
 	parts := strings.Split(key, "/")
 	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
+		parts[i] = strings.ReplaceAll(url.PathEscape(p), "+", "%2B")
 	}
 	return bucket + "/" + strings.Join(parts, "/")
 }

@@ -293,8 +293,11 @@ func (h *Handler) finishApplied(ctx context.Context, siteName string, head catal
 		if err != nil {
 			return transientError{err}
 		}
-		if rec.State != uploads.Queued && rec.State != uploads.Importing {
+		if rec.State == uploads.Imported {
 			return nil
+		}
+		if rec.State != uploads.Queued && rec.State != uploads.Importing {
+			continue // resolved without data; an earlier sequence may still need its status
 		}
 		if err := h.markImported(ctx, rec, head.Version); err != nil {
 			return err

@@ -105,7 +105,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (Report
 func (h *Handler) resolveSite(ctx context.Context, siteName string, now time.Time, rep *Report) error {
 	log := h.Logger.With("site", siteName)
 	if _, err := h.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.PendingKey(siteName))}); err != nil {
-		return fmt.Errorf("site %s: clear pending mark: %w", siteName, err)
+		// The delete may have happened: put the mark back, or the site is never visited again.
+		return h.remark(ctx, siteName, fmt.Errorf("site %s: clear pending mark: %w", siteName, err))
 	}
 	applied, err := h.Catalog.AppliedSeq(ctx, siteName)
 	if err != nil {

@@ -225,7 +225,7 @@ func parseCreate(body []byte, cfg site.Config) (createRequest, *apiError) {
 	if _, err := layout.ParseEncoding(in.ContentEncoding); err != nil {
 		problems = append(problems, "contentEncoding must be identity, gzip or zstd")
 	}
-	if in.ExpiresIn != nil && (*in.ExpiresIn < 1 || time.Duration(*in.ExpiresIn)*time.Second > maxExpiresIn) {
+	if in.ExpiresIn != nil && (*in.ExpiresIn < 1 || *in.ExpiresIn > int64(maxExpiresIn/time.Second)) {
 		problems = append(problems, "expiresIn must be 1-3600 seconds")
 	}
 	if in.MaxFullDeleteRatio != nil && (*in.MaxFullDeleteRatio < 0 || *in.MaxFullDeleteRatio > 1) {

@@ -24,8 +24,8 @@
 // # Guarantees
 //
 //   - Immutability. Neither a version document nor a shard object is ever
-//     changed once written. A shard key names its content, so a rewrite of
-//     the same key writes the same bytes.
+//     changed once written. A shard key names its uncompressed content (a
+//     SHA-256 prefix), so a rewrite of the same key stores the same products.
 //   - One winner per version. Staged.Commit creates versions/{base+1} with
 //     If-None-Match: *; of any number of commits from the same base exactly
 //     one succeeds and the others get ErrConflict. A loser must read the
@@ -37,9 +37,10 @@
 //     Collect removes once they are older than its grace period. head.json
 //     is only a hint for Head, which probes past it; it is written after a
 //     commit on a best-effort basis and never moves backwards.
-//   - Only what changed is written. A commit reads and rewrites only the
-//     shards that its operations change; every other shard reference is
-//     carried over from the base version. A shard it writes is always
+//   - Only what changed is written. A commit reads only the shards its
+//     operations touch (all of them for a full upload) and rewrites only
+//     those whose content changes; every other shard reference is carried
+//     over from the base version unchanged. A shard it writes is always
 //     uploaded, even if an object with that key might exist already, so a
 //     garbage-collected copy can never be referenced.
 //   - Bounded memory. Staging keeps incoming operations grouped by shard in
@@ -61,6 +62,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -107,7 +109,7 @@ const (
 	DefaultSplitProducts = 8192
 	// DefaultMemoryBudget bounds the operations a Stage keeps in memory
 	// before it spills them to temporary files.
-	DefaultMemoryBudget = 64 << 20
+	DefaultMemoryBudget = 32 << 20
 	// DefaultConcurrency is the number of shard objects read ahead or
 	// written at once.
 	DefaultConcurrency = 8
@@ -118,7 +120,8 @@ const (
 const maxDepth = 40
 
 // Store reads and writes the catalogs of any number of sites in one bucket.
-// It is safe for concurrent use; it has no state besides its configuration.
+// It is safe for concurrent use; besides its configuration it holds only a
+// pool of reusable decoders. Create it with New.
 type Store struct {
 	client        objectAPI
 	bucket        string
@@ -128,6 +131,7 @@ type Store struct {
 	tempDir       string
 	concurrency   int
 	now           func() time.Time
+	decoders      sync.Pool // of *zstd.Decoder
 }
 
 // Option configures a Store.
@@ -153,13 +157,18 @@ func WithSplitSize(bytes int64, products int) Option {
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
 // WithTempDir sets where Stage spills operations and keeps staged shards
-// (default os.TempDir()).
+// (default os.TempDir()). A Stage needs free space there of about the
+// uncompressed size of its deltas plus the compressed size of the shards it
+// writes; up to three times the deltas' size when one shard has to split
+// many levels at once (a first full upload into an empty catalog).
 func WithTempDir(dir string) Option { return func(s *Store) { s.tempDir = dir } }
 
-// WithMemoryBudget sets how many bytes of operations and shard content a
-// Stage keeps in memory before it spills to temporary files (default
-// DefaultMemoryBudget). Peak memory is about twice the budget plus fixed
-// per-stream buffers (a few MiB).
+// WithMemoryBudget sets how many bytes of operations a Stage keeps in memory
+// before it spills them to temporary files (default DefaultMemoryBudget);
+// shard content being merged may take as much again. So live memory stays
+// near twice the budget plus fixed per-stream buffers (a few MiB), whatever
+// the size of the deltas; with Go's default GOGC the heap peaks near four
+// times the budget (about 150 MiB at the default, for any delta size).
 func WithMemoryBudget(bytes int64) Option {
 	return func(s *Store) {
 		if bytes > 0 {

@@ -100,7 +100,7 @@ func (p *prefetcher) open() (*shardReader, error) {
 	if body == nil {
 		body = io.NopCloser(bytes.NewReader(f.body))
 	}
-	return newShardReader(p.site, p.refs[i], body)
+	return p.s.newShardReader(p.site, p.refs[i], body)
 }
 
 // stop ends reading ahead and frees what was read but not opened.

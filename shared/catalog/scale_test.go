@@ -228,15 +228,15 @@ func TestSplitsAreRecordedAndDiffCrossesThem(t *testing.T) {
 // One large delta into a single shard splits it many bits deep at once.
 func TestDeepSplitInOneCommit(t *testing.T) {
 	e := newEnv(t)
-	s := e.store(t, nil, WithSplitSize(1<<20, 4))
-	d := testDelta{ops: upserts("sku", 3000, 30, 0)}
+	s := e.store(t, nil, WithSplitSize(1<<20, 2))
+	d := testDelta{ops: upserts("sku", 1200, 30, 0)}
 	v, _ := stageCommit(t, s, d)
 	m := model{}
 	m.apply([]testDelta{d})
 	maxDepth := 0
 	for _, r := range v.Shards {
 		maxDepth = max(maxDepth, len(r.ID)-1)
-		if r.Count > 4 {
+		if r.Count > 2 {
 			t.Errorf("shard %s holds %d products", r.ID, r.Count)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/zstd"
@@ -297,6 +298,7 @@ type shardReader struct {
 	product []byte
 	n       int
 	done    bool
+	pool    *sync.Pool // takes the decoder back
 }
 
 // openShard starts reading a shard object.
@@ -308,16 +310,22 @@ func (s *Store) openShard(ctx context.Context, site string, ref ShardRef) (*shar
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: read shard %s: %w", site, ref.Key, err)
 	}
-	return newShardReader(site, ref, out.Body)
+	return s.newShardReader(site, ref, out.Body)
 }
 
-func newShardReader(site string, ref ShardRef, body io.ReadCloser) (*shardReader, error) {
-	dec, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
+func (s *Store) newShardReader(site string, ref ShardRef, body io.ReadCloser) (*shardReader, error) {
+	dec, _ := s.decoders.Get().(*zstd.Decoder)
+	var err error
+	if dec == nil {
+		dec, err = zstd.NewReader(body, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
+	} else {
+		err = dec.Reset(body)
+	}
 	if err != nil {
 		body.Close()
 		return nil, fmt.Errorf("catalog %s: read shard %s: %w", site, ref.Key, err)
 	}
-	return &shardReader{site: site, ref: ref, body: body, dec: dec, br: bufio.NewReaderSize(dec, 64<<10)}, nil
+	return &shardReader{site: site, ref: ref, body: body, dec: dec, pool: &s.decoders, br: bufio.NewReaderSize(dec, 64<<10)}, nil
 }
 
 func (r *shardReader) current() record { return record{r.id, r.product} }
@@ -351,8 +359,11 @@ func (r *shardReader) next() (bool, error) {
 }
 
 func (r *shardReader) close() {
-	r.dec.Close()
 	r.body.Close()
+	if r.dec != nil && r.dec.Reset(nil) == nil {
+		r.pool.Put(r.dec)
+	}
+	r.dec = nil
 }
 
 // readLine returns the next line without its newline; it is valid until the

@@ -2,9 +2,9 @@ package catalog
 
 import (
 	"bufio"
+	"bytes"
 	"container/heap"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -286,8 +286,9 @@ func (s *spillFile) reduceRuns(runs []run) ([]run, error) {
 
 // --- record buffers ---
 
-// recBuffer holds the products of one shard being written, in id order:
-// in memory up to a limit, then in a temporary file.
+// recBuffer holds the products of one shard being written, in id order, as
+// the shard's NDJSON lines: in memory up to a limit, then in a temporary
+// file.
 type recBuffer struct {
 	dir     string
 	limit   int64
@@ -295,34 +296,27 @@ type recBuffer struct {
 	mem     []byte
 	f       *os.File
 	w       *bufio.Writer
-	size    int64 // encoded bytes
 	count   int
-	raw     int64 // NDJSON bytes the products will take
-	hdr     []byte
+	raw     int64 // NDJSON bytes
+	line    []byte
 }
 
 func newRecBuffer(dir string, limit int64, bufSize int) *recBuffer {
 	return &recBuffer{dir: dir, limit: limit, bufSize: bufSize}
 }
 
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
+// withMemory lets the buffer start with spare capacity.
+func (b *recBuffer) withMemory(buf []byte) *recBuffer {
+	b.mem = buf[:0]
+	return b
 }
 
 func (b *recBuffer) add(id string, product []byte) error {
-	h := binary.AppendUvarint(b.hdr[:0], uint64(len(id)))
-	b.hdr = h
-	n := int64(len(h) + len(id) + uvarintLen(uint64(len(product))) + len(product))
 	b.count++
-	b.raw += lineLen(id, product)
-	b.size += n
-	if b.f == nil && b.size > b.limit {
-		f, err := os.CreateTemp(b.dir, "shard-*.rec")
+	n := lineLen(id, product)
+	b.raw += n
+	if b.f == nil && b.raw > b.limit {
+		f, err := os.CreateTemp(b.dir, "shard-*.ndjson")
 		if err != nil {
 			return fmt.Errorf("create shard buffer: %w", err)
 		}
@@ -333,100 +327,71 @@ func (b *recBuffer) add(id string, product []byte) error {
 		b.mem = nil
 	}
 	if b.f == nil {
-		b.mem = append(b.mem, h...)
-		b.mem = append(b.mem, id...)
-		b.mem = binary.AppendUvarint(b.mem, uint64(len(product)))
-		b.mem = append(b.mem, product...)
+		b.mem = appendLine(b.mem, id, product)
 		return nil
 	}
-	b.hdr = binary.AppendUvarint(append(h, id...), uint64(len(product)))
-	if _, err := b.w.Write(b.hdr); err != nil {
-		return fmt.Errorf("write shard buffer: %w", err)
-	}
-	if _, err := b.w.Write(product); err != nil {
+	b.line = appendLine(b.line[:0], id, product)
+	if _, err := b.w.Write(b.line); err != nil {
 		return fmt.Errorf("write shard buffer: %w", err)
 	}
 	return nil
 }
 
-// reader reads the records back in the order they were added.
-func (b *recBuffer) reader() (recordReader, error) {
+// content returns the buffered NDJSON.
+func (b *recBuffer) content() (io.Reader, error) {
 	if b.f == nil {
-		return &memRecReader{buf: b.mem}, nil
+		return bytes.NewReader(b.mem), nil
 	}
 	if err := b.w.Flush(); err != nil {
 		return nil, fmt.Errorf("write shard buffer: %w", err)
 	}
-	return &fileRecReader{br: bufio.NewReaderSize(io.NewSectionReader(b.f, 0, b.size), b.bufSize)}, nil
+	return io.NewSectionReader(b.f, 0, b.raw), nil
 }
 
-// release frees the buffer and removes its file.
-func (b *recBuffer) release() {
+// reader reads the records back in the order they were added.
+func (b *recBuffer) reader() (recordReader, error) {
+	r, err := b.content()
+	if err != nil {
+		return nil, err
+	}
+	return &lineReader{br: bufio.NewReaderSize(r, b.bufSize)}, nil
+}
+
+// release frees the buffer, removes its file and returns its memory, if
+// any, for reuse.
+func (b *recBuffer) release() []byte {
+	mem := b.mem
 	b.mem = nil
 	if b.f != nil {
 		b.f.Close()
 		os.Remove(b.f.Name())
 		b.f = nil
 	}
+	return mem
 }
 
-type memRecReader struct {
-	buf []byte
-	cur record
+// lineReader reads stored NDJSON lines written by recBuffer.
+type lineReader struct {
+	br   *bufio.Reader
+	long []byte
+	cur  record
 }
 
-var errBadBuffer = errors.New("corrupt shard buffer")
-
-func (r *memRecReader) next() (bool, error) {
-	if len(r.buf) == 0 {
-		return false, nil
-	}
-	n, k := binary.Uvarint(r.buf)
-	if k <= 0 || uint64(len(r.buf)-k) < n {
-		return false, errBadBuffer
-	}
-	id := string(r.buf[k : k+int(n)])
-	r.buf = r.buf[k+int(n):]
-	n, k = binary.Uvarint(r.buf)
-	if k <= 0 || uint64(len(r.buf)-k) < n {
-		return false, errBadBuffer
-	}
-	r.cur = record{id: id, product: r.buf[k : k+int(n)]}
-	r.buf = r.buf[k+int(n):]
-	return true, nil
-}
-
-func (r *memRecReader) current() record { return r.cur }
-func (r *memRecReader) close()          {}
-
-type fileRecReader struct {
-	br      *bufio.Reader
-	cur     record
-	id, buf []byte
-}
-
-func (r *fileRecReader) next() (bool, error) {
-	n, err := binary.ReadUvarint(r.br)
+func (r *lineReader) next() (bool, error) {
+	line, err := readLine(r.br, &r.long)
 	if err == io.EOF {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("read shard buffer: %w", err)
 	}
-	r.id = slices.Grow(r.id[:0], int(n))[:n]
-	if _, err := io.ReadFull(r.br, r.id); err != nil {
+	id, product, err := parseLine(line)
+	if err != nil {
 		return false, fmt.Errorf("read shard buffer: %w", err)
 	}
-	if n, err = binary.ReadUvarint(r.br); err != nil {
-		return false, fmt.Errorf("read shard buffer: %w", err)
-	}
-	r.buf = slices.Grow(r.buf[:0], int(n))[:n]
-	if _, err := io.ReadFull(r.br, r.buf); err != nil {
-		return false, fmt.Errorf("read shard buffer: %w", err)
-	}
-	r.cur = record{id: string(r.id), product: r.buf}
+	r.cur = record{id: id, product: product}
 	return true, nil
 }
 
-func (r *fileRecReader) current() record { return r.cur }
-func (r *fileRecReader) close()          {}
+func (r *lineReader) current() record { return r.cur }
+func (r *lineReader) close()          {}

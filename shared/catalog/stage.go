@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sync"
@@ -17,9 +18,9 @@ import (
 )
 
 // Op is one operation of a delta: an upsert of Product under ID, or a
-// delete of ID. Product must be a JSON object on one line; the store keeps
-// the slice until the Staged batch is committed or discarded (the caller
-// passes a copy it no longer changes) and stores its bytes unchanged.
+// delete of ID. Product must be a JSON object on one line; Stage keeps the
+// slice until it returns (the caller passes a copy it no longer changes) and
+// stores its bytes unchanged.
 type Op struct {
 	Delete  bool
 	ID      string
@@ -135,7 +136,7 @@ type stager struct {
 	out    *os.File
 	outW   *countingWriter
 	enc    *zstd.Encoder
-	chunk  []byte
+	spare  []byte // memory of the last released shard buffer, for reuse
 	writes []stagedWrite
 }
 
@@ -334,10 +335,11 @@ func (b *stager) mergeGroup(i int, old recordReader) ([]ShardRef, error) {
 		return nil, err
 	}
 	g.mem, g.runs = nil, nil
-	out := newRecBuffer(b.dir, b.s.memoryBudget/2, 32<<10)
+	out := newRecBuffer(b.dir, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
+	b.spare = nil
 	changed, err := b.apply(old, ops, out)
 	if err != nil || !changed {
-		out.release()
+		b.spare = out.release()
 		return []ShardRef{ref}, err
 	}
 	return b.finalize(p, out)
@@ -437,7 +439,11 @@ const splitPassBits = 8
 // the split size, as its children, as many bits deeper as it takes. It
 // releases buf.
 func (b *stager) finalize(p prefix, buf *recBuffer) ([]ShardRef, error) {
-	defer buf.release()
+	defer func() {
+		if mem := buf.release(); cap(mem) > cap(b.spare) {
+			b.spare = mem
+		}
+	}()
 	if buf.count == 0 {
 		return []ShardRef{{ID: p.String()}}, nil
 	}
@@ -510,41 +516,18 @@ func (b *stager) writeShard(p prefix, buf *recBuffer) (ShardRef, error) {
 		}
 		b.enc = enc
 	}
-	r, err := buf.reader()
+	content, err := buf.content()
 	if err != nil {
 		return ShardRef{}, err
 	}
 	start := b.outW.n
 	b.enc.Reset(b.outW)
 	h := sha256.New()
-	var raw int64
-	flush := func() error {
-		h.Write(b.chunk)
-		raw += int64(len(b.chunk))
-		_, err := b.enc.Write(b.chunk)
-		b.chunk = b.chunk[:0]
-		return err
+	raw, err := io.Copy(io.MultiWriter(h, b.enc), content)
+	if err == nil {
+		err = b.enc.Close()
 	}
-	for {
-		more, err := r.next()
-		if err != nil {
-			return ShardRef{}, err
-		}
-		if !more {
-			break
-		}
-		rec := r.current()
-		b.chunk = appendLine(b.chunk, rec.id, rec.product)
-		if len(b.chunk) >= 64<<10 {
-			if err := flush(); err != nil {
-				return ShardRef{}, fmt.Errorf("catalog %s: stage shard %s: %w", b.site, p, err)
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return ShardRef{}, fmt.Errorf("catalog %s: stage shard %s: %w", b.site, p, err)
-	}
-	if err := b.enc.Close(); err != nil {
+	if err != nil {
 		return ShardRef{}, fmt.Errorf("catalog %s: stage shard %s: %w", b.site, p, err)
 	}
 	if raw != buf.raw {

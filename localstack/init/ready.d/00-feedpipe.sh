@@ -6,9 +6,11 @@
 set -euo pipefail
 awslocal=${AWSLOCAL:-awslocal}
 
+# Names as template.yaml gives them for stack "feedpipe" in account 000000000000, us-east-1
+# (e2e/template_test.go checks this list against the template).
 buckets=(
-	feedpipe-incoming
-	feedpipe-store
+	feedpipe-incoming-000000000000-us-east-1
+	feedpipe-store-000000000000-us-east-1
 )
 
 standard_queues=(
@@ -18,7 +20,9 @@ standard_queues=(
 
 fifo_queues=(
 	feedpipe-import.fifo
+	feedpipe-import-dlq.fifo
 	feedpipe-sync.fifo
+	feedpipe-sync-dlq.fifo
 )
 
 for b in "${buckets[@]}"; do

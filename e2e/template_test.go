@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/samtemplate"
+)
+
+// envNames maps the layout.Env* identifiers the mains use to their values.
+var envNames = map[string]string{
+	"EnvIncomingBucket": layout.EnvIncomingBucket,
+	"EnvStoreBucket":    layout.EnvStoreBucket,
+	"EnvCopyQueueURL":   layout.EnvCopyQueueURL,
+	"EnvImportQueueURL": layout.EnvImportQueueURL,
+	"EnvSyncQueueURL":   layout.EnvSyncQueueURL,
+	"EnvStackName":      layout.EnvStackName,
+}
+
+const tmplStack = "tmplcheck"
+
+func loadTemplate(t *testing.T) (*samtemplate.Template, *samtemplate.Resolver) {
+	t.Helper()
+	tmpl, err := samtemplate.Load("../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl, samtemplate.NewResolver(tmpl, tmplStack, "us-east-1", "000000000000", nil)
+}
+
+// queueRoles maps each queue resource of the template to its layout role.
+var queueRoles = map[string]string{
+	"CopyQueue":             layout.CopyQueue,
+	"CopyDeadLetterQueue":   layout.CopyDLQ,
+	"ImportQueue":           layout.ImportQueue,
+	"ImportDeadLetterQueue": layout.ImportDLQ,
+	"SyncQueue":             layout.SyncQueue,
+	"SyncDeadLetterQueue":   layout.SyncDLQ,
+}
+
+func TestTemplateQueuesFollowLayout(t *testing.T) {
+	tmpl, r := loadTemplate(t)
+	queues := tmpl.ResourcesOfType("AWS::SQS::Queue")
+	sort.Strings(queues)
+	for _, q := range queues {
+		role, ok := queueRoles[q]
+		if !ok {
+			t.Errorf("queue %s has no layout role", q)
+			continue
+		}
+		name, err := r.String(tmpl.Resources[q].Properties["QueueName"], q+".QueueName")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := layout.QueueName(tmplStack, role); name != want {
+			t.Errorf("%s is named %q, layout says %q", q, name, want)
+		}
+		fifo := tmpl.Resources[q].Properties["FifoQueue"] == true
+		if fifo != strings.HasSuffix(role, ".fifo") {
+			t.Errorf("%s: FifoQueue %v for role %q", q, fifo, role)
+		}
+	}
+	for q := range queueRoles {
+		if !slices.Contains(queues, q) {
+			t.Errorf("layout role of %s has no queue in the template", q)
+		}
+	}
+}
+
+func TestTemplateIncomingNotification(t *testing.T) {
+	tmpl, r := loadTemplate(t)
+	cfg := asMap(asMap(tmpl.Resources["IncomingBucket"].Properties)["NotificationConfiguration"])
+	qcs, _ := cfg["QueueConfigurations"].([]any)
+	if len(qcs) != 1 {
+		t.Fatalf("incoming bucket has %d queue notifications, want 1", len(qcs))
+	}
+	qc := asMap(qcs[0])
+	if ev, _ := qc["Event"].(string); !strings.HasPrefix(ev, "s3:ObjectCreated:") {
+		t.Errorf("notification event %q, want s3:ObjectCreated:*", ev)
+	}
+	if ga := asMap(qc["Queue"])["Fn::GetAtt"]; fmt.Sprint(ga) != fmt.Sprint([]any{"CopyQueue", "Arn"}) {
+		t.Errorf("notification targets %v, want the copy queue", qc["Queue"])
+	}
+	rules, _ := asMap(asMap(qc["Filter"])["S3Key"])["Rules"].([]any)
+	var prefix string
+	for _, rule := range rules {
+		if m := asMap(rule); strings.EqualFold(fmt.Sprint(m["Name"]), "prefix") {
+			prefix, _ = r.String(m["Value"], "IncomingBucket.Filter.prefix")
+		}
+	}
+	if prefix != layout.IncomingPrefix() {
+		t.Errorf("notification prefix %q, want layout.IncomingPrefix() %q", prefix, layout.IncomingPrefix())
+	}
+}
+
+var (
+	requireEnvRE = regexp.MustCompile(`layout\.RequireEnv\(([^)]*)\)`)
+	envIdentRE   = regexp.MustCompile(`layout\.(Env\w+)`)
+	getenvRE     = regexp.MustCompile(`os\.Getenv\("([A-Z0-9_]+)"\)`)
+)
+
+// requiredEnv reads a function's main.go for the variables it reads: the
+// arguments of layout.RequireEnv and every os.Getenv.
+func requiredEnv(t *testing.T, dir string) []string {
+	t.Helper()
+	src, err := os.ReadFile("../functions/" + dir + "/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, call := range requireEnvRE.FindAllStringSubmatch(string(src), -1) {
+		for _, id := range envIdentRE.FindAllStringSubmatch(call[1], -1) {
+			name, ok := envNames[id[1]]
+			if !ok {
+				t.Fatalf("%s/main.go requires layout.%s, unknown to this test", dir, id[1])
+			}
+			out = append(out, name)
+		}
+	}
+	for _, m := range getenvRE.FindAllStringSubmatch(string(src), -1) {
+		out = append(out, m[1])
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s/main.go reads no environment variables; the parsing here is out of date", dir)
+	}
+	return out
+}
+
+func TestTemplateFunctionEnvironment(t *testing.T) {
+	tmpl, r := loadTemplate(t)
+	for fn, dir := range map[string]string{"UploadFunction": "upload", "CopyFunction": "copy", "ImportFunction": "import", "SyncFunction": "sync"} {
+		props, err := tmpl.FunctionProperties(fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := asMap(asMap(props["Environment"])["Variables"])
+		for _, name := range requiredEnv(t, dir) {
+			v, ok := vars[name]
+			if !ok {
+				t.Errorf("%s: main.go reads %s, the template does not set it", fn, name)
+				continue
+			}
+			if _, err := r.String(v, fn+"."+name); err != nil && !strings.Contains(err.Error(), "resource") {
+				t.Errorf("%s: %s does not resolve: %v", fn, name, err)
+			}
+		}
+	}
+}
+
+func TestTemplateTimeoutsAndRedrive(t *testing.T) {
+	tmpl, r := loadTemplate(t)
+	num := func(v any, path string) int {
+		t.Helper()
+		s, err := r.String(v, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("%s: %q is not a number", path, s)
+		}
+		return n
+	}
+	for fn, q := range map[string]string{"ImportFunction": "ImportQueue", "CopyFunction": "CopyQueue"} {
+		props, err := tmpl.FunctionProperties(fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		timeout := num(props["Timeout"], fn+".Timeout")
+		vis := num(tmpl.Resources[q].Properties["VisibilityTimeout"], q+".VisibilityTimeout")
+		if vis < 6*timeout {
+			t.Errorf("%s visibility timeout %d s < 6 × %s timeout %d s", q, vis, fn, timeout)
+		}
+	}
+	redrive := asMap(tmpl.Resources["ImportQueue"].Properties["RedrivePolicy"])
+	maxReceive := num(redrive["maxReceiveCount"], "ImportQueue.RedrivePolicy.maxReceiveCount")
+	budget := num(tmpl.Parameters["ImportRetryBudget"].Default, "ImportRetryBudget.Default")
+	if maxReceive < 10*budget {
+		t.Errorf("import queue maxReceiveCount %d < 10 × retry budget %d: a DLQ could skip a delta", maxReceive, budget)
+	}
+}
+
+// The LocalStack init script must create every queue and bucket of the
+// template, with the template's names for the stack "feedpipe".
+func TestLocalStackInitCreatesTemplateResources(t *testing.T) {
+	tmpl, r := loadTemplate(t)
+	script, err := os.ReadFile("../localstack/init/ready.d/00-feedpipe.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = samtemplate.NewResolver(tmpl, "feedpipe", "us-east-1", "000000000000", nil)
+	var missing []string
+	var named []string
+	named = append(named, tmpl.ResourcesOfType("AWS::SQS::Queue")...)
+	named = append(named, tmpl.ResourcesOfType("AWS::S3::Bucket")...)
+	for _, q := range named {
+		prop := "QueueName"
+		if tmpl.Resources[q].Type == "AWS::S3::Bucket" {
+			prop = "BucketName"
+		}
+		name, err := r.String(tmpl.Resources[q].Properties[prop], q+"."+prop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(name) + `\s*$`).Match(script) {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("localstack/init/ready.d/00-feedpipe.sh does not create %v", missing)
+	}
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}
