@@ -30,7 +30,7 @@ build-SyncFunction:
 	$(FUNCTION_BUILD) ./functions/sync
 
 .DEFAULT_GOAL := help
-.PHONY: help run cloud test vet fmt-check check lint sam-build test-moto test-localstack bench bench-sqs fuzz clean
+.PHONY: help run cloud test vet fmt-check check lint sam-build test-moto test-localstack bench bench-sqs bench-go fuzz clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -82,9 +82,18 @@ bench-sqs: tools-moto ## FIFO send/receive/delete throughput: embedded SQS vs mo
 	  $(GO) test -run '^$$' -bench 'FIFOThroughput' -benchtime 3s -count 3 ./shared/awstest/ | tee .run/bench-sqs.txt; \
 	$(GO) run ./cmd/benchratio -metric msgs/s -base embedded -floor 20000 -min 10 < .run/bench-sqs.txt
 
-bench: bench-sqs ## all benchmarks
+bench: bench-sqs bench-go ## all benchmarks (not part of make check)
 
-fuzz: ## run every fuzz target for a while (FUZZTIME=30s each)
+bench-go: ## Go benchmarks: upload→imported latency, runner overhead, delta reader vs ceiling, catalog
+	@mkdir -p .run
+	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench UploadToImported -benchtime 50x ./e2e/ | tee .run/bench-go.txt
+	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench 'InvokeWarm|ColdStart' -benchtime 2s ./shared/localcloud/lambdaruntime/ | tee -a .run/bench-go.txt
+	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench SQSMapping -benchtime 2000x ./shared/localcloud/runner/ | tee -a .run/bench-go.txt
+	$(GO) test -run '^$$' -bench 'Reader|Ceiling' -benchtime 1s ./shared/feed/ | tee -a .run/bench-go.txt
+	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench 'StageCommit|SmallDelta' -benchtime 5x ./shared/catalog/ | tee -a .run/bench-go.txt
+
+fuzz: ## every fuzz target for FUZZTIME (default 30s) each, then SCHEDULES (default 5000) randomized pipeline schedules
+	$(CLEAN_AWS_ENV) $(GO) test -count=1 -timeout 2h -run TestRandomSchedules ./e2e/ -schedules=$${SCHEDULES:-5000}
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
