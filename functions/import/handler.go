@@ -27,6 +27,7 @@ import (
 // objectAPI is what the importer needs of S3.
 type objectAPI interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 }
 
@@ -89,6 +90,17 @@ type haltError struct {
 }
 
 func (e haltError) Error() string { return fmt.Sprintf("sequence %d: %s", e.seq, e.reason) }
+
+// badUploadError is a delta whose bytes are exactly what the client sent
+// (the stored object's ETag is the one the copy stage received) but cannot
+// be decoded: the client's file is at fault, so the upload is rejected and
+// the site goes on.
+type badUploadError struct {
+	seq     uint64
+	message string
+}
+
+func (e badUploadError) Error() string { return fmt.Sprintf("sequence %d: %s", e.seq, e.message) }
 
 // Handle processes one FIFO batch. Messages are grouped by site; each site
 // is advanced once, and its messages are acknowledged unless the advance
@@ -334,6 +346,13 @@ func (h *Handler) commit(ctx context.Context, siteName string, cfg site.Config, 
 			}
 		}
 		staged, err := h.Catalog.Stage(ctx, siteName, head, deltas)
+		var bad badUploadError
+		if errors.As(err, &bad) {
+			if err := h.rejectUndecodable(ctx, siteName, group, bad, log); err != nil {
+				return false, err
+			}
+			continue // stage again without it
+		}
 		if err != nil {
 			var halt haltError
 			if errors.As(err, &halt) {
@@ -474,7 +493,7 @@ func (h *Handler) delta(ctx context.Context, p *planned, cfg site.Config) catalo
 			defer out.Body.Close()
 			r, err := feed.NewReader(out.Body, enc, feed.Options{Full: p.rec.Mode == uploads.Full})
 			if err != nil {
-				return haltError{seq: p.rec.Sequence, reason: fmt.Sprintf("the stored upload %s is unreadable: %v", key, err)}
+				return h.undecodable(ctx, p.rec, key, err)
 			}
 			defer r.Close()
 			for {
@@ -483,7 +502,7 @@ func (h *Handler) delta(ctx context.Context, p *planned, cfg site.Config) catalo
 					break
 				}
 				if errors.Is(err, feed.ErrCorrupt) {
-					return haltError{seq: p.rec.Sequence, reason: fmt.Sprintf("the stored upload %s is unreadable: %v", key, err)}
+					return h.undecodable(ctx, p.rec, key, err)
 				}
 				if err != nil {
 					return transientError{fmt.Errorf("read %s: %w", key, err)}
@@ -521,4 +540,41 @@ func (h *Handler) markImported(ctx context.Context, rec uploads.Record, version 
 		return transientError{err}
 	}
 	return nil
+}
+
+// undecodable decides what a stored upload that cannot be decoded means. If
+// its ETag is the one the copy stage received and verified, the client sent
+// a broken file: the upload is rejected (bad_encoding) and the site goes on.
+// Otherwise the stored data is not what was received — storage trouble, not
+// the client's — and the site halts, never importing it as empty.
+func (h *Handler) undecodable(ctx context.Context, rec uploads.Record, key string, cause error) error {
+	head, err := h.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(key)})
+	if err == nil && rec.ReceivedETag != "" && strings.Trim(aws.ToString(head.ETag), `"`) == rec.ReceivedETag {
+		return badUploadError{seq: rec.Sequence, message: fmt.Sprintf("the file cannot be decoded as %s: %v", rec.ContentEncoding, cause)}
+	}
+	return haltError{seq: rec.Sequence, reason: fmt.Sprintf("the stored upload %s is unreadable: %v", key, cause)}
+}
+
+// rejectUndecodable rejects the delta a badUploadError names and takes it
+// out of the group.
+func (h *Handler) rejectUndecodable(ctx context.Context, siteName string, group []*planned, bad badUploadError, log *slog.Logger) error {
+	for _, p := range group {
+		if p.rec.Sequence != bad.seq || !p.apply {
+			continue
+		}
+		p.apply = false
+		log.Warn("upload rejected", "sequence", bad.seq, "reason", uploads.ReasonBadEncoding, "message", bad.message, "alarm", "upload_rejected")
+		rec, err := h.Uploads.Update(ctx, siteName, bad.seq, func(r *uploads.Record) error {
+			if r.State != uploads.Importing {
+				return uploads.ErrUnchanged
+			}
+			return r.Reject(uploads.ReasonBadEncoding, bad.message, h.now())
+		})
+		if err != nil {
+			return transientError{err}
+		}
+		p.rec = rec
+		return nil
+	}
+	return haltError{seq: bad.seq, reason: "an undecodable delta is not in its group: " + bad.message}
 }

@@ -244,6 +244,40 @@ func TestQueuedUploadWithoutReadableDataHaltsSite(t *testing.T) {
 	}
 }
 
+// A client that sent a broken gzip file (the stored bytes are exactly what
+// the copy stage received) gets its upload rejected; the site is not halted
+// and the next delta imports.
+func TestClientCorruptFileIsRejectedNotHalted(t *testing.T) {
+	f := newFixture(t)
+	body := append([]byte{0x1f, 0x8b, 0x08, 0x00}, bytes.Repeat([]byte{0x42}, 64)...)
+	rec := f.queued("shop", layout.Gzip, body)
+	head, err := f.s3.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(f.store), Key: aws.String(importKey(rec))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.h.Uploads.Update(f.ctx, "shop", rec.Sequence, func(r *uploads.Record) error {
+		r.ReceivedETag = strings.Trim(aws.ToString(head.ETag), `"`)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	next := f.queued("shop", layout.Identity, []byte(`{"op":"upsert","id":"a","product":{"n":1}}`+"\n"))
+	f.handle(f.message("shop", deltaBody(rec), 1), f.message("shop", deltaBody(next), 1))
+	got, _, err := f.h.Uploads.Get(f.ctx, "shop", rec.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != uploads.Rejected || got.Reason != uploads.ReasonBadEncoding {
+		t.Errorf("broken client file: %s (%s), want rejected bad_encoding", got.State, got.Reason)
+	}
+	if st, _ := site.LoadState(f.ctx, f.s3, f.store, "shop"); st.Halted {
+		t.Errorf("site halted for a client's broken file: %+v", st)
+	}
+	if n, _, _ := f.h.Uploads.Get(f.ctx, "shop", next.Sequence); n.State != uploads.Imported {
+		t.Errorf("the next delta is %s, want imported", n.State)
+	}
+}
+
 func TestTransientFailureRetriesWithBackoffThenHalts(t *testing.T) {
 	f := newFixture(t)
 	rec := f.queued("shop", layout.Identity, []byte(`{"op":"upsert","id":"a","product":{"n":1}}`+"\n"))

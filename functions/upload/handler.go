@@ -452,10 +452,14 @@ type status struct {
 }
 
 // show reconciles a record with the catalog (a sequence at or below the
-// applied one is never shown as pending) and the site's state.
-func (h *Handler) show(rec uploads.Record, applied uint64, state site.State) status {
+// applied one is never shown as pending: it is imported, in a version at
+// least as new as version) and the site's state.
+func (h *Handler) show(rec uploads.Record, version, applied uint64, state site.State) status {
 	if rec.Sequence <= applied && (rec.State == uploads.Queued || rec.State == uploads.Importing) {
 		rec.State = uploads.Imported
+		if rec.CatalogVersion == 0 {
+			rec.CatalogVersion = version
+		}
 	}
 	return status{Record: rec, SiteHalted: state.Halted, SiteHaltedReason: state.Reason}
 }
@@ -472,7 +476,7 @@ func (h *Handler) get(ctx context.Context, siteName, uploadID string) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
-	_, applied, _, err := h.Catalog.Summary(ctx, siteName)
+	version, applied, _, err := h.Catalog.Summary(ctx, siteName)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -480,7 +484,7 @@ func (h *Handler) get(ctx context.Context, siteName, uploadID string) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, h.show(rec, applied, state), nil
+	return http.StatusOK, h.show(rec, version, applied, state), nil
 }
 
 func (h *Handler) list(ctx context.Context, req events.APIGatewayV2HTTPRequest, siteName string) (int, any, error) {
@@ -504,7 +508,7 @@ func (h *Handler) list(ctx context.Context, req events.APIGatewayV2HTTPRequest, 
 	if err != nil {
 		return 0, nil, err
 	}
-	_, applied, _, err := h.Catalog.Summary(ctx, siteName)
+	version, applied, _, err := h.Catalog.Summary(ctx, siteName)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -517,7 +521,7 @@ func (h *Handler) list(ctx context.Context, req events.APIGatewayV2HTTPRequest, 
 		Next    string   `json:"next,omitempty"`
 	}{Uploads: []status{}}
 	for _, r := range recs {
-		out.Uploads = append(out.Uploads, h.show(r, applied, state))
+		out.Uploads = append(out.Uploads, h.show(r, version, applied, state))
 	}
 	if more && len(recs) > 0 {
 		out.Next = strconv.FormatUint(recs[len(recs)-1].Sequence, 10)
