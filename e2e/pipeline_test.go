@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/localcloud"
 	"github.com/feedpipe/feedpipe/shared/localcloud/runner"
 	"github.com/feedpipe/feedpipe/shared/site"
+	"github.com/feedpipe/feedpipe/shared/syncbuf"
 )
 
 // stack is feedpipe running for one test.
@@ -38,24 +38,7 @@ type stack struct {
 	token  string
 	site   string
 	runner *runner.Runner
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
+	logs   *syncbuf.Buffer
 }
 
 var buildDir = filepath.Join(os.TempDir(), "feedpipe-e2e-build")
@@ -75,7 +58,7 @@ func start(t testing.TB, params map[string]string) *stack {
 		cfg.Clock = cloud.Clock()
 	}
 	cfg.Endpoint = endpoint
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg.LogOutput = logs
 	r, err := runner.Start(ctx, cfg)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/localcloud"
 	"github.com/feedpipe/feedpipe/shared/messages"
 	"github.com/feedpipe/feedpipe/shared/site"
+	"github.com/feedpipe/feedpipe/shared/syncbuf"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
 
@@ -32,7 +33,7 @@ type fixture struct {
 	s3f    *flakyS3
 	sqs    *recordingQueue
 	h      *Handler
-	logs   *bytes.Buffer
+	logs   *syncbuf.Buffer
 	store  string
 	queue  string
 	nextID int
@@ -60,23 +61,12 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &bytes.Buffer{}
+	logs := &syncbuf.Buffer{}
 	f := &fixture{t: t, ctx: ctx, s3: s3c, s3f: &flakyS3{objectAPI: s3c}, sqs: &recordingQueue{next: sqsc}, logs: logs, store: store, queue: aws.ToString(q.QueueUrl)}
 	f.h = &Handler{S3: f.s3f, SQS: f.sqs, Catalog: catalog.New(s3c, store), Uploads: uploads.NewStore(s3c, store),
 		StoreBucket: store, ImportQueueURL: f.queue, RetryBudget: testBudget,
-		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))}
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))}
 	return f
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // flakyS3 fails GetObject of one key with a transient error.

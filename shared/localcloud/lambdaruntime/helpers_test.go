@@ -1,7 +1,6 @@
 package lambdaruntime
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,24 +54,6 @@ func mustInvoke(tb testing.TB, rt *Runtime, name, payload string) Result {
 		tb.Fatalf("Invoke(%s, %s): %v", name, payload, err)
 	}
 	return res
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of log pumps.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitFor polls cond until it holds, failing the test after 10 s.

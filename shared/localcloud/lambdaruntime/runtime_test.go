@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/feedpipe/feedpipe/shared/clock"
+	"github.com/feedpipe/feedpipe/shared/syncbuf"
 )
 
 func TestEchoRoundTripAndWarmReuse(t *testing.T) {
@@ -130,7 +131,7 @@ func TestFunctionErrors(t *testing.T) {
 func TestTimeoutKillsInstanceAndNextInvocationStartsFresh(t *testing.T) {
 	t.Parallel()
 	bin := buildFunction(t, "sleep")
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	rt := newTestRuntime(t, nil, nil)
 	mustRegister(t, rt, FunctionConfig{Name: "Slow", Command: bin, Timeout: 300 * time.Millisecond, Stdout: stdout})
 
@@ -165,12 +166,12 @@ func TestClockAdvancePastDeadlineTimesOut(t *testing.T) {
 	tests := []struct {
 		name    string
 		cfg     FunctionConfig
-		started func(stdout *syncBuffer) bool
+		started func(stdout *syncbuf.Buffer) bool
 	}{
 		{
 			name: "binary",
 			cfg:  FunctionConfig{Command: bin},
-			started: func(stdout *syncBuffer) bool {
+			started: func(stdout *syncbuf.Buffer) bool {
 				return strings.Contains(stdout.String(), "] start\n")
 			},
 		},
@@ -187,7 +188,7 @@ func TestClockAdvancePastDeadlineTimesOut(t *testing.T) {
 			t.Parallel()
 			clk := clock.New()
 			rt := newTestRuntime(t, clk, nil)
-			stdout := &syncBuffer{}
+			stdout := &syncbuf.Buffer{}
 			cfg := tt.cfg
 			cfg.Name, cfg.Timeout, cfg.Stdout = fmt.Sprintf("Stuck%d", i), time.Minute, stdout
 			mustRegister(t, rt, cfg)
@@ -234,7 +235,7 @@ func TestCrashIsExitErrorAndInstanceIsReplaced(t *testing.T) {
 	t.Parallel()
 	bin := buildFunction(t, "crash")
 	rt := newTestRuntime(t, nil, nil)
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	mustRegister(t, rt, FunctionConfig{Name: "Crash", Command: bin, Stdout: stdout})
 
 	mustInvoke(t, rt, "Crash", `{}`) // warm up, so the crash is mid-invocation of a ready instance
@@ -285,7 +286,7 @@ func TestInitFailures(t *testing.T) {
 			bin := buildFunction(t, tt.function)
 			rt := newTestRuntime(t, nil, nil)
 			name := fmt.Sprintf("Init%d", i)
-			mustRegister(t, rt, FunctionConfig{Name: name, Command: bin, Env: tt.env, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}})
+			mustRegister(t, rt, FunctionConfig{Name: name, Command: bin, Env: tt.env, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}})
 
 			for attempt := 1; attempt <= 2; attempt++ { // each invocation gets a new instance, which fails again
 				res := mustInvoke(t, rt, name, `{}`)
@@ -311,7 +312,7 @@ func TestInitFailures(t *testing.T) {
 func TestReservedConcurrencyCapsInstancesInFlight(t *testing.T) {
 	t.Parallel()
 	rt := newTestRuntime(t, nil, nil)
-	mustRegister(t, rt, FunctionConfig{Name: "Capped", Command: buildFunction(t, "sleep"), ReservedConcurrency: 2, Stdout: &syncBuffer{}})
+	mustRegister(t, rt, FunctionConfig{Name: "Capped", Command: buildFunction(t, "sleep"), ReservedConcurrency: 2, Stdout: &syncbuf.Buffer{}})
 
 	stop := make(chan struct{})
 	var sampled sync.WaitGroup
@@ -459,7 +460,7 @@ func TestChildEnvironment(t *testing.T) {
 
 func TestLogLinesArePrefixed(t *testing.T) {
 	t.Parallel()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	rt := New(nil, nil)
 	mustRegister(t, rt, FunctionConfig{Name: "LogFunction", Command: buildFunction(t, "logs"), Stdout: stdout, Stderr: stderr})
 	res := mustInvoke(t, rt, "LogFunction", `{}`)
@@ -507,9 +508,9 @@ func TestLogLinesArePrefixed(t *testing.T) {
 
 func TestMemoryIsASoftLimit(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	rt := newTestRuntime(t, nil, slog.New(slog.NewTextHandler(&logs, nil)))
-	mustRegister(t, rt, FunctionConfig{Name: "Hungry", Command: buildFunction(t, "sleep"), MemoryMB: 128, Stdout: &syncBuffer{}})
+	mustRegister(t, rt, FunctionConfig{Name: "Hungry", Command: buildFunction(t, "sleep"), MemoryMB: 128, Stdout: &syncbuf.Buffer{}})
 
 	res := mustInvoke(t, rt, "Hungry", `{"allocMb":200}`)
 	if res.FuncError != nil {
@@ -527,7 +528,7 @@ func TestCloseStopsEveryProcess(t *testing.T) {
 	t.Parallel()
 	echo, sleep := buildFunction(t, "echo"), buildFunction(t, "sleep")
 	rt := New(nil, nil)
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	mustRegister(t, rt, FunctionConfig{Name: "Idle", Command: echo})
 	mustRegister(t, rt, FunctionConfig{Name: "Stubborn", Command: sleep, Timeout: time.Minute, Stdout: stdout,
 		Env: map[string]string{"IGNORE_SIGTERM": "1"}})
@@ -564,7 +565,7 @@ func TestRuntimeAPI(t *testing.T) {
 	t.Parallel()
 	clk := clock.New()
 	rt := newTestRuntime(t, clk, nil)
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	mustRegister(t, rt, FunctionConfig{Name: "Raw", Command: buildFunction(t, "raw"), Timeout: 5 * time.Second, Stdout: stdout})
 	ctx := context.Background()
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/localcloud"
 	"github.com/feedpipe/feedpipe/shared/localcloud/runner"
+	"github.com/feedpipe/feedpipe/shared/syncbuf"
 )
 
 // stack is the test template running on a fresh embedded cloud with the
@@ -48,11 +49,11 @@ func startStack(t testing.TB, params map[string]string) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cloud.Close() })
-	var logs bytes.Buffer
+	logs := &syncbuf.Buffer{}
 	r, err := runner.Start(ctx, runner.Config{
 		Template: "testdata/template.yaml", StackName: "rt", Parameters: params,
 		Endpoint: cloud.Endpoint(), Clock: cloud.Clock(), BuildDir: buildDir,
-		LogOutput: &syncWriter{w: &logs},
+		LogOutput: logs,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -71,17 +72,6 @@ func startStack(t testing.TB, params map[string]string) *stack {
 		out: r.QueueURL("OutQueue"),
 	}
 	return s
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // waitRecords reads the out queue until n records arrived (or fails after
