@@ -121,7 +121,9 @@ type Features struct {
 
 	// FIFOConcurrentReceiveRace: concurrent ReceiveMessage calls on a FIFO
 	// queue sometimes get messages of one group out of order, or while
-	// another message of the group is in flight. SQS delivers a group's
+	// another message of the group is in flight (and under concurrent load
+	// on other queues a single receiver sees misordered groups too, so the
+	// suite runs such a backend's SQS subtests one at a time). SQS delivers a group's
 	// messages strictly in order and none of them while one is in flight:
 	// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html
 	FIFOConcurrentReceiveRace bool
@@ -357,13 +359,20 @@ func probeNoIncreasingSequenceNumbers(t *testing.T, s *suite) {
 
 // probeFIFOConcurrentReceiveRace looks for the race several times: it does
 // not show in every run.
+//
+// A race shows only sometimes, so its absence in one run proves little: after
+// two minutes without it the probe is skipped with a note rather than
+// failed, and a backend that never shows it again is worth re-checking by
+// hand before the flag is dropped.
 func probeFIFOConcurrentReceiveRace(t *testing.T, s *suite) {
-	const attempts = 20
-	for attempt := 1; attempt <= attempts; attempt++ {
-		if problems := s.concurrentFIFOReceive(t, 8, 2, 30); len(problems) > 0 {
+	deadline := time.Now().Add(2 * time.Minute)
+	attempt := 0
+	for time.Now().Before(deadline) {
+		attempt++
+		if problems := s.concurrentFIFOReceive(t, 16, 2, 60); len(problems) > 0 {
 			t.Logf("attempt %d: %s", attempt, problems[0])
 			return
 		}
 	}
-	s.conforms(t, "FIFOConcurrentReceiveRace", fmt.Sprintf("%d runs of 8 concurrent receivers kept FIFO order", attempts))
+	t.Skipf("%s: %d runs of 16 concurrent receivers kept FIFO order; the race was not seen this time (re-check by hand before dropping Features.FIFOConcurrentReceiveRace)", s.Name, attempt)
 }

@@ -101,7 +101,12 @@ func (s *suite) runGroup(t *testing.T, name string, tests []subtest) {
 	t.Run(name, func(t *testing.T) {
 		for _, st := range tests {
 			t.Run(st.name, func(t *testing.T) {
-				if !st.serial {
+				// A backend whose FIFO state is not safe under concurrent
+				// clients (FIFOConcurrentReceiveRace) also misorders
+				// single-receiver FIFO tests when other subtests load it at
+				// the same time; its SQS subtests run one at a time so each
+				// checks the behaviour it names.
+				if !st.serial && !(name == "SQS" && s.Features.FIFOConcurrentReceiveRace) {
 					t.Parallel()
 				}
 				st.run(t, s)
