@@ -28,9 +28,11 @@ build-ImportFunction:
 	$(FUNCTION_BUILD) ./functions/import
 build-SyncFunction:
 	$(FUNCTION_BUILD) ./functions/sync
+build-PushFunction:
+	$(FUNCTION_BUILD) ./functions/push
 
 .DEFAULT_GOAL := help
-.PHONY: help run cloud test vet fmt-check check lint sam-build test-moto test-localstack bench bench-sqs bench-go fuzz clean
+.PHONY: help run cloud test vet fmt-check check lint sam-build test-awscli test-moto test-localstack bench bench-sqs bench-go fuzz clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,7 +57,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-check: test lint sam-build test-moto test-localstack ## what CI runs: test + lint + SAM build + conformance on moto and LocalStack
+check: test lint sam-build test-awscli test-moto test-localstack ## what CI runs: test + lint + SAM build + AWS CLI + conformance on moto and LocalStack + e2e on LocalStack
 
 lint: vet fmt-check tools-cfnlint tools-sam ## go vet, gofmt, cfn-lint and sam validate --lint on the templates
 	$(CLEAN_AWS_ENV) $(CFN_LINT) template.yaml shared/localcloud/runner/testdata/template.yaml
@@ -70,11 +72,17 @@ test-moto: tools-moto ## conformance suite against moto server (installs it into
 	  $(GO) test -count=1 -run 'External' -v ./shared/awstest/ 2>&1 | tee .run/test-moto.log | grep -E '^(=== RUN|--- FAIL|FAIL|ok|PASS)|Divergence' | grep -v '=== RUN' ; \
 	exit $${PIPESTATUS[0]}
 
-test-localstack: tools-localstack ## conformance suite against LocalStack in host mode (installs it into .venv/localstack)
+test-localstack: tools-localstack ## conformance suite and the end-to-end tests (runner + real binaries) against LocalStack in host mode
 	@port=4599; scripts/localstack-up $$port && trap 'scripts/tool-down localstack' EXIT; \
 	$(CLEAN_AWS_ENV) FEEDPIPE_TEST_ENDPOINT=http://127.0.0.1:$$port FEEDPIPE_TEST_BACKEND=localstack \
 	  $(GO) test -count=1 -run 'External' -v ./shared/awstest/ 2>&1 | tee .run/test-localstack.log | grep -E '^(--- FAIL|FAIL|ok|PASS)|Divergence' ; \
+	rc=$${PIPESTATUS[0]}; [ $$rc -eq 0 ] || exit $$rc; \
+	$(CLEAN_AWS_ENV) FEEDPIPE_TEST_ENDPOINT=http://127.0.0.1:$$port FEEDPIPE_TEST_BACKEND=localstack \
+	  $(GO) test -count=1 -run 'UploadsApply|Hostile' -v ./e2e/ 2>&1 | tee .run/test-localstack-e2e.log | grep -E '^(--- |FAIL|ok|PASS)' ; \
 	exit $${PIPESTATUS[0]}
+
+test-awscli: tools-awscli ## the AWS CLI (v1, .venv/awscli) against the embedded cloud: s3 mb/cp/ls/presign, sqs create/send/receive
+	$(CLEAN_AWS_ENV) FEEDPIPE_AWS_CLI=$(AWS_CLI) $(GO) test -count=1 -run AWSCLI -v ./e2e/ | grep -E '^(--- |ok|FAIL)'; exit $${PIPESTATUS[0]}
 
 bench-sqs: tools-moto ## FIFO send/receive/delete throughput: embedded SQS vs moto, same client, same run
 	@port=5056; scripts/moto-up $$port && trap 'scripts/tool-down moto' EXIT; \
