@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"hash/fnv"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 
@@ -184,4 +185,51 @@ func (b *backend) DeleteObject(ctx context.Context, bucket, key string) (gofakes
 	unlock := b.lock(bucket, key)
 	defer unlock()
 	return b.Backend.DeleteObject(ctx, bucket, key)
+}
+
+// ListBucket pages by marker correctly when the marker's key no longer
+// exists. s3mem seeks to the marker and then skips one entry, assuming the
+// marker is a key; after the marker's object was deleted (a client that
+// deletes what it lists, page by page) that skipped the next key. As S3 does,
+// a page starts at the first entry after the marker, whether or not the
+// marker exists.
+func (b *backend) ListBucket(ctx context.Context, name string, prefix *gofakes3.Prefix, page gofakes3.ListBucketPage) (*gofakes3.ObjectList, error) {
+	if page.Marker == "" {
+		return b.Backend.ListBucket(ctx, name, prefix, page)
+	}
+	all, err := b.Backend.ListBucket(ctx, name, prefix, gofakes3.ListBucketPage{})
+	if err != nil {
+		return nil, err
+	}
+	type entry struct {
+		key     string
+		content *gofakes3.Content
+	}
+	var entries []entry
+	for _, c := range all.Contents {
+		entries = append(entries, entry{key: c.Key, content: c})
+	}
+	for _, p := range all.CommonPrefixes {
+		entries = append(entries, entry{key: p.Prefix})
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
+	out := gofakes3.NewObjectList()
+	var n int64
+	for i, e := range entries {
+		if e.key <= page.Marker {
+			continue
+		}
+		if e.content != nil {
+			out.Add(e.content)
+		} else {
+			out.AddPrefix(e.key)
+		}
+		n++
+		if page.MaxKeys > 0 && n >= page.MaxKeys {
+			out.NextMarker = e.key
+			out.IsTruncated = i+1 < len(entries)
+			break
+		}
+	}
+	return out, nil
 }
