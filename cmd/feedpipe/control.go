@@ -21,6 +21,18 @@ func (c *fireCmd) Run(ctx context.Context) error {
 	return control(ctx, c.API, "schedules/"+url.PathEscape(c.Schedule)+"/fire", nil)
 }
 
+// syncNowCmd fires the sync function's schedule of a running local stack.
+// In AWS, invoke the function instead: aws lambda invoke --function-name
+// <stack>-SyncFunction-… (its schedule's event is optional; "now" defaults
+// to the invocation time).
+type syncNowCmd struct {
+	API string `default:"http://127.0.0.1:3000" env:"FEEDPIPE_API" help:"The running stack's HTTP API."`
+}
+
+func (c *syncNowCmd) Run(ctx context.Context) error {
+	return control(ctx, c.API, "schedules/SyncFunction/fire", nil)
+}
+
 // advanceCmd moves a running stack's clock forward (schedules, visibility
 // timeouts and presigned-URL expiry all follow it).
 type advanceCmd struct {

@@ -40,6 +40,9 @@ type cli struct {
 	Run     runCmd     `cmd:"" help:"Run the whole stack from template.yaml on the embedded local cloud (or --aws-endpoint)."`
 	Cloud   cloudCmd   `cmd:"" help:"Run just the embedded local cloud (S3 + SQS on one endpoint)."`
 	Fire    fireCmd    `cmd:"" help:"Fire a schedule of the running stack now."`
+	Sync    struct {
+		Now syncNowCmd `cmd:"" help:"Run the scheduled sync function of the running local stack now (expire abandoned uploads, plan syncs)."`
+	} `cmd:"" help:"The scheduled sync."`
 	Clock   struct {
 		Advance advanceCmd `cmd:"" help:"Move the running stack's clock forward."`
 	} `cmd:"" help:"The running stack's clock."`

@@ -49,6 +49,9 @@ type Handler struct {
 	ImportQueueURL string
 	Grace          time.Duration
 	Logger         *slog.Logger
+	// Planner plans the catalog sync after the resolver (off when its
+	// SyncQueueURL is empty).
+	Planner
 }
 
 // Report is what one run did; it is also the function's answer.
@@ -59,6 +62,14 @@ type Report struct {
 	// LateKept counts uploads past expiry whose object exists: their event
 	// is on its way, so they are left for the copy stage.
 	LateKept int `json:"lateKept"`
+	// The sync planner: dirty sites listed, jobs sent, destinations whose
+	// lease was held (deduplicated), whose own schedule was not due
+	// (skipped), and that had already acknowledged the head (upToDate).
+	DirtySites   int `json:"dirtySites"`
+	Planned      int `json:"planned"`
+	Deduplicated int `json:"deduplicated"`
+	Skipped      int `json:"skipped"`
+	UpToDate     int `json:"upToDate"`
 }
 
 // Handle runs on the schedule. "Now" is the event's time: the runner's
@@ -96,6 +107,17 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (Report
 		level = slog.LevelInfo
 	}
 	h.Logger.Log(ctx, level, "expiry resolver ran", "sites", rep.Sites, "expired", rep.Expired, "waiting", rep.Waiting, "lateKept", rep.LateKept)
+	if err := h.planSync(ctx, now, &rep); err != nil {
+		errs = append(errs, err)
+	}
+	if h.SyncQueueURL != "" {
+		level = slog.LevelDebug
+		if rep.DirtySites > 0 {
+			level = slog.LevelInfo
+		}
+		h.Logger.Log(ctx, level, "sync planner ran", "dirtySites", rep.DirtySites, "planned", rep.Planned,
+			"deduplicated", rep.Deduplicated, "skipped", rep.Skipped, "upToDate", rep.UpToDate)
+	}
 	return rep, errors.Join(errs...)
 }
 

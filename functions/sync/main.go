@@ -1,5 +1,7 @@
 // Command sync is the scheduled function: on its EventBridge schedule it
-// expires abandoned uploads and wakes their sites.
+// expires abandoned uploads and wakes their sites, then plans the catalog
+// sync: one job on the sync FIFO queue per due destination of each dirty
+// site, under a lease.
 package main
 
 import (
@@ -43,11 +45,22 @@ func run() error {
 		}
 		grace = time.Duration(n) * time.Second
 	}
+	leaseTTL := DefaultLeaseTTL
+	if v := os.Getenv("SYNC_LEASE_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("SYNC_LEASE_SECONDS=%q: want positive seconds", v)
+		}
+		leaseTTL = time.Duration(n) * time.Second
+	}
 	store := env[layout.EnvStoreBucket]
+	cat := catalog.New(clients.S3, store)
 	h := &Handler{
-		S3: clients.S3, SQS: clients.SQS, Uploads: uploads.NewStore(clients.S3, store), Catalog: applied{catalog.New(clients.S3, store)},
+		S3: clients.S3, SQS: clients.SQS, Uploads: uploads.NewStore(clients.S3, store), Catalog: applied{cat},
 		IncomingBucket: env[layout.EnvIncomingBucket], StoreBucket: store, ImportQueueURL: env[layout.EnvImportQueueURL],
 		Grace: grace, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "sync"),
+		// Without SYNC_QUEUE_URL the function only resolves expiries.
+		Planner: Planner{SyncSQS: clients.SQS, SyncQueueURL: os.Getenv(layout.EnvSyncQueueURL), Heads: cat, LeaseTTL: leaseTTL},
 	}
 	lambda.Start(h.Handle)
 	return nil
