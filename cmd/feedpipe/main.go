@@ -43,7 +43,7 @@ type cli struct {
 	Sync    struct {
 		Now syncNowCmd `cmd:"" help:"Run the scheduled sync function of the running local stack now (expire abandoned uploads, plan syncs)."`
 	} `cmd:"" help:"The scheduled sync."`
-	Clock   struct {
+	Clock struct {
 		Advance advanceCmd `cmd:"" help:"Move the running stack's clock forward."`
 	} `cmd:"" help:"The running stack's clock."`
 }
