@@ -68,17 +68,17 @@ func (r *Runner) readFunction(id string) (*function, error) {
 		return nil, fmt.Errorf("Resources.%s.Metadata.BuildMethod: the local runner builds with makefile (make build-%s), not %q", id, id, f.buildMethod)
 	}
 	if v := props["Timeout"]; v != nil {
-		if f.timeout, err = seconds(mustResolve(r, v, path+".Timeout")); err != nil {
+		if f.timeout, err = r.resolvedSeconds(v, path+".Timeout"); err != nil {
 			return nil, err
 		}
 	}
 	if v := props["MemorySize"]; v != nil {
-		if f.memoryMB, err = intValue(mustResolve(r, v, path+".MemorySize")); err != nil {
+		if f.memoryMB, err = r.resolvedInt(v, path+".MemorySize"); err != nil {
 			return nil, err
 		}
 	}
 	if v := props["ReservedConcurrentExecutions"]; v != nil {
-		if f.reserved, err = intValue(mustResolve(r, v, path+".ReservedConcurrentExecutions")); err != nil {
+		if f.reserved, err = r.resolvedInt(v, path+".ReservedConcurrentExecutions"); err != nil {
 			return nil, err
 		}
 	}
@@ -99,14 +99,22 @@ func (r *Runner) readFunction(id string) (*function, error) {
 	return f, nil
 }
 
-// mustResolve resolves v, carrying the error into the (value, path) pair the
-// number readers take.
-func mustResolve(r *Runner, v any, path string) (any, string) {
+// resolvedSeconds resolves a property and reads it as seconds.
+func (r *Runner) resolvedSeconds(v any, path string) (time.Duration, error) {
 	out, err := r.resolver.Resolve(v, path)
 	if err != nil {
-		return fmt.Sprintf("<%v>", err), path
+		return 0, err
 	}
-	return out, path
+	return seconds(out, path)
+}
+
+// resolvedInt resolves a property and reads it as an integer.
+func (r *Runner) resolvedInt(v any, path string) (int, error) {
+	out, err := r.resolver.Resolve(v, path)
+	if err != nil {
+		return 0, err
+	}
+	return intValue(out, path)
 }
 
 // build runs the function's Makefile target the way `sam build` does with

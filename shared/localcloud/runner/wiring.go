@@ -15,8 +15,6 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-
-	"github.com/feedpipe/feedpipe/shared/samtemplate"
 )
 
 // Resource types the runner understands. Policies, alarms and log groups are
@@ -306,5 +304,3 @@ func intValue(v any, path string) (int, error) {
 	}
 	return n, nil
 }
-
-var _ = samtemplate.Load
