@@ -426,20 +426,28 @@ func (h *Handler) outstanding(ctx context.Context, siteName string) (int, error)
 		return 0, err
 	}
 	n := 0
-	after := applied
+	err = h.eachAfter(ctx, siteName, applied, func(r uploads.Record) {
+		if r.State == uploads.AwaitingUpload {
+			n++
+		}
+	})
+	return n, err
+}
+
+// eachAfter calls fn for every record of the site after sequence after, in
+// order: the sequences the catalog has not applied yet.
+func (h *Handler) eachAfter(ctx context.Context, siteName string, after uint64, fn func(uploads.Record)) error {
 	for {
 		recs, more, err := h.Uploads.List(ctx, siteName, after, maxListLimit)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		for _, r := range recs {
-			if r.State == uploads.AwaitingUpload {
-				n++
-			}
+			fn(r)
 			after = r.Sequence
 		}
 		if !more {
-			return n, nil
+			return nil
 		}
 	}
 }
@@ -579,22 +587,14 @@ func (h *Handler) catalogSummary(ctx context.Context, siteName string) (int, any
 		return 0, nil, err
 	}
 	waiting := []uint64{}
-	after := applied
-	for {
-		recs, more, err := h.Uploads.List(ctx, siteName, after, maxListLimit)
-		if err != nil {
-			return 0, nil, err
+	err = h.eachAfter(ctx, siteName, applied, func(r uploads.Record) {
+		switch r.State {
+		case uploads.Received, uploads.Queued, uploads.Importing:
+			waiting = append(waiting, r.Sequence)
 		}
-		for _, r := range recs {
-			switch r.State {
-			case uploads.Received, uploads.Queued, uploads.Importing:
-				waiting = append(waiting, r.Sequence)
-			}
-			after = r.Sequence
-		}
-		if !more {
-			break
-		}
+	})
+	if err != nil {
+		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{
 		"site": siteName, "version": version, "appliedSeq": applied, "products": products,
