@@ -79,7 +79,7 @@ func (q *queue) updateGroup(g *group) {
 func (q *queue) takeFIFO(n, vt, maxReceive int, now time.Time, out []delivery) ([]delivery, []*message) {
 	var moved []*message
 	var touched []*group
-	for len(out) < n && len(q.readyGroups) > 0 {
+	for len(out) < n && q.readyGroups.Len() > 0 {
 		g := heap.Pop(&q.readyGroups).(*group)
 		touched = append(touched, g)
 		for m := g.head; m != nil && len(out) < n; {

@@ -37,12 +37,12 @@ type queue struct {
 	nextNonce uint64
 	fifoSeq   uint64 // last SequenceNumber handed out
 
-	timers    timerHeap
-	retention retentionHeap
-	ready     readyHeap // standard queues
+	timers    indexedHeap[*message]
+	retention indexedHeap[*message]
+	ready     indexedHeap[*message] // standard queues
 
 	groups      map[string]*group // FIFO queues
-	readyGroups groupHeap
+	readyGroups indexedHeap[*group]
 	dedup       dedupCache
 
 	nReady, nInflight, nDelayed int
@@ -65,6 +65,10 @@ func newQueue(srv *Server, id uint64, account, name string, fifo bool, cfg queue
 		lastModified: now,
 		tags:         tags,
 		msgs:         make(map[uint64]*message),
+		timers:       newTimerHeap(),
+		retention:    newRetentionHeap(),
+		ready:        newReadyHeap(),
+		readyGroups:  newGroupHeap(),
 	}
 	if fifo {
 		q.groups = make(map[string]*group)
@@ -136,7 +140,7 @@ func (q *queue) becameReady(m *message) {
 // advance applies everything that happened by now: ended delays and
 // visibility timeouts, expired retention and deduplication entries.
 func (q *queue) advance(now time.Time) {
-	for len(q.timers) > 0 && !q.timers[0].deadline.After(now) {
+	for q.timers.Len() > 0 && !q.timers.top().deadline.After(now) {
 		m := heap.Pop(&q.timers).(*message)
 		switch m.state {
 		case stateDelayed:
@@ -152,8 +156,8 @@ func (q *queue) advance(now time.Time) {
 		q.becameReady(m)
 	}
 	cutoff := now.Add(-time.Duration(q.cfg.retention) * time.Second)
-	for len(q.retention) > 0 && !q.retention[0].enqueuedAt.After(cutoff) {
-		q.remove(q.retention[0])
+	for q.retention.Len() > 0 && !q.retention.top().enqueuedAt.After(cutoff) {
+		q.remove(q.retention.top())
 	}
 	if q.fifo {
 		q.dedup.expire(now)
@@ -162,10 +166,10 @@ func (q *queue) advance(now time.Time) {
 
 // nextDeadline returns the earliest time a hidden message becomes visible.
 func (q *queue) nextDeadline() (time.Time, bool) {
-	if len(q.timers) == 0 {
+	if q.timers.Len() == 0 {
 		return time.Time{}, false
 	}
-	return q.timers[0].deadline, true
+	return q.timers.top().deadline, true
 }
 
 // detach takes m out of every structure of the queue without re-evaluating
@@ -210,12 +214,12 @@ func (q *queue) remove(m *message) {
 // queue survive.
 func (q *queue) purge() {
 	q.msgs = make(map[uint64]*message)
-	q.timers = nil
-	q.retention = nil
-	q.ready = nil
+	q.timers = newTimerHeap()
+	q.retention = newRetentionHeap()
+	q.ready = newReadyHeap()
 	if q.fifo {
 		q.groups = make(map[string]*group)
-		q.readyGroups = nil
+		q.readyGroups = newGroupHeap()
 	}
 	q.nReady, q.nInflight, q.nDelayed = 0, 0, 0
 }
@@ -267,7 +271,7 @@ func (q *queue) take(n, vt, maxReceive int, now time.Time, out []delivery) ([]de
 		return q.takeFIFO(n, vt, maxReceive, now, out)
 	}
 	var moved, again []*message
-	for len(out) < n && len(q.ready) > 0 {
+	for len(out) < n && q.ready.Len() > 0 {
 		m := heap.Pop(&q.ready).(*message)
 		if maxReceive > 0 && m.receiveCount >= maxReceive {
 			q.detach(m)
@@ -357,7 +361,7 @@ func (q *queue) setDelay(delay int) {
 		return
 	}
 	changed := false
-	for _, m := range q.timers {
+	for _, m := range q.timers.items {
 		if m.state == stateDelayed {
 			m.deadline = m.enqueuedAt.Add(time.Duration(delay) * time.Second)
 			changed = true
