@@ -84,12 +84,9 @@ func (s *Server) sendMessage(_ *http.Request, body []byte, w *jsonWriter) *apiEr
 	}
 	in.prepare(q.fifo)
 	now := s.clock.Now()
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return errQueueDoesNotExist()
+	if err := q.lockAt(now); err != nil {
+		return err
 	}
-	q.advance(now)
 	res, err := q.send(&in, s.accountID, now)
 	q.mu.Unlock()
 	if err != nil {
@@ -147,10 +144,8 @@ func (s *Server) sendMessageBatch(_ *http.Request, body []byte, w *jsonWriter) *
 	okIDs := make([]string, 0, len(req.Entries))
 	var failed []batchFailure
 	now := s.clock.Now()
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return errQueueDoesNotExist()
+	if err := q.lockLive(); err != nil {
+		return err
 	}
 	if q.fifo && !q.cfg.contentDedup {
 		for i := range req.Entries {
@@ -227,12 +222,9 @@ func (s *Server) deleteMessage(_ *http.Request, body []byte, w *jsonWriter) *api
 		return err
 	}
 	now := s.clock.Now()
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return errQueueDoesNotExist()
+	if err := q.lockAt(now); err != nil {
+		return err
 	}
-	q.advance(now)
 	err = q.deleteLocked(req.ReceiptHandle)
 	q.mu.Unlock()
 	if err != nil {
@@ -272,12 +264,9 @@ func (s *Server) deleteMessageBatch(_ *http.Request, body []byte, w *jsonWriter)
 	okIDs := make([]string, 0, len(req.Entries))
 	var failed []batchFailure
 	now := s.clock.Now()
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return errQueueDoesNotExist()
+	if err := q.lockAt(now); err != nil {
+		return err
 	}
-	q.advance(now)
 	for i := range req.Entries {
 		e := &req.Entries[i]
 		if err := q.deleteLocked(e.ReceiptHandle); err != nil {
@@ -328,12 +317,9 @@ func (s *Server) changeMessageVisibility(_ *http.Request, body []byte, w *jsonWr
 		return err
 	}
 	now := s.clock.Now()
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return errQueueDoesNotExist()
+	if err := q.lockAt(now); err != nil {
+		return err
 	}
-	q.advance(now)
 	err = q.changeLocked(req.ReceiptHandle, req.VisibilityTimeout, now)
 	q.mu.Unlock()
 	if err != nil {
@@ -374,12 +360,9 @@ func (s *Server) changeMessageVisibilityBatch(_ *http.Request, body []byte, w *j
 	okIDs := make([]string, 0, len(req.Entries))
 	var failed []batchFailure
 	now := s.clock.Now()
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return errQueueDoesNotExist()
+	if err := q.lockAt(now); err != nil {
+		return err
 	}
-	q.advance(now)
 	for i := range req.Entries {
 		e := &req.Entries[i]
 		if err := q.changeLocked(e.ReceiptHandle, e.VisibilityTimeout, now); err != nil {

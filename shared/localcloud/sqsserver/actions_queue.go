@@ -307,12 +307,9 @@ func (s *Server) getQueueAttributes(_ *http.Request, body []byte, w *jsonWriter)
 		names = append(names, n)
 	}
 	now := s.clock.Now()
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return errQueueDoesNotExist()
+	if err := q.lockAt(now); err != nil {
+		return err
 	}
-	q.advance(now)
 	values := make(map[string]string, len(names))
 	for _, n := range names {
 		switch n {
@@ -379,12 +376,10 @@ func (s *Server) setQueueAttributes(_ *http.Request, body []byte, w *jsonWriter)
 		return errMissing("Attributes")
 	}
 	now := s.clock.Now()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.deleted {
-		return errQueueDoesNotExist()
+	if err := q.lockAt(now); err != nil {
+		return err
 	}
-	q.advance(now)
+	defer q.mu.Unlock()
 	cfg := q.cfg
 	if err := applyAttributes(&cfg, req.Attributes, q.fifo, false, s.queueTypes); err != nil {
 		return err
@@ -410,11 +405,10 @@ func (s *Server) purgeQueue(_ *http.Request, body []byte, w *jsonWriter) *apiErr
 	if err != nil {
 		return err
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.deleted {
-		return errQueueDoesNotExist()
+	if err := q.lockLive(); err != nil {
+		return err
 	}
+	defer q.mu.Unlock()
 	q.purge()
 	writeEmpty(w)
 	return nil

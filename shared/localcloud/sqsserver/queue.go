@@ -371,3 +371,24 @@ func (q *queue) setDelay(delay int) {
 		heap.Init(&q.timers)
 	}
 }
+
+// lockLive takes the queue's lock unless the queue was deleted, as SQS
+// answers QueueDoesNotExist for a deleted queue. On success the caller
+// holds q.mu.
+func (q *queue) lockLive() *apiError {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		return errQueueDoesNotExist()
+	}
+	return nil
+}
+
+// lockAt is lockLive plus bringing the queue's timers up to now.
+func (q *queue) lockAt(now time.Time) *apiError {
+	if err := q.lockLive(); err != nil {
+		return err
+	}
+	q.advance(now)
+	return nil
+}
