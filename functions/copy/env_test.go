@@ -19,7 +19,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/localcloud"
+	"github.com/feedpipe/feedpipe/shared/localcloud/localcloudtest"
 	"github.com/feedpipe/feedpipe/shared/messages"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
@@ -67,28 +67,12 @@ func (c *countingSender) SendMessage(ctx context.Context, in *sqs.SendMessageInp
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := t.Context()
-	cloud, err := localcloud.Start(context.Background(), localcloud.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cloud.Close() })
-	creds := credentials.NewStaticCredentialsProvider(localcloud.DefaultAccessKey, localcloud.DefaultSecretKey, "")
-	s3c := s3.New(s3.Options{Region: cloud.Region(), BaseEndpoint: aws.String(cloud.Endpoint()), UsePathStyle: true, Credentials: creds})
-	sqsc := sqs.New(sqs.Options{Region: cloud.Region(), BaseEndpoint: aws.String(cloud.Endpoint()), Credentials: creds})
-	for _, b := range []string{incomingBucket, storeBucket} {
-		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cq, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("feedpipe-copy")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	iq, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("feedpipe-import.fifo"), Attributes: map[string]string{"FifoQueue": "true"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = s3c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+	lc := localcloudtest.Start(t)
+	lc.Buckets(t, incomingBucket, storeBucket)
+	cloud, s3c, sqsc := lc.Cloud, lc.S3, lc.SQS
+	copyURL := lc.Queue(t, "feedpipe-copy", nil)
+	importURL := lc.Queue(t, "feedpipe-import.fifo", nil)
+	_, err := s3c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
 		Bucket: aws.String(incomingBucket),
 		NotificationConfiguration: &s3types.NotificationConfiguration{QueueConfigurations: []s3types.QueueConfiguration{{
 			Id:       aws.String("copy-queue"),
@@ -102,7 +86,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, cloud: cloud, s3: s3c, sqs: sqsc, copyURL: aws.ToString(cq.QueueUrl), importURL: aws.ToString(iq.QueueUrl), sends: &countingSender{sender: sqsc}}
+	e := &env{t: t, cloud: cloud, s3: s3c, sqs: sqsc, copyURL: copyURL, importURL: importURL, sends: &countingSender{sender: sqsc}}
 	e.h = &Handler{
 		S3: s3c, SQS: e.sends, Uploads: uploads.NewStore(s3c, storeBucket),
 		IncomingBucket: incomingBucket, StoreBucket: storeBucket, ImportQueueURL: e.importURL,

@@ -12,13 +12,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/layout"
-	"github.com/feedpipe/feedpipe/shared/localcloud"
+	"github.com/feedpipe/feedpipe/shared/localcloud/localcloudtest"
 	"github.com/feedpipe/feedpipe/shared/messages"
 	"github.com/feedpipe/feedpipe/shared/site"
 	"github.com/feedpipe/feedpipe/shared/syncbuf"
@@ -44,25 +43,13 @@ const testBudget = 3
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	cloud, err := localcloud.Start(ctx, localcloud.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cloud.Close() })
-	ak, sk := cloud.Credentials()
-	creds := credentials.NewStaticCredentialsProvider(ak, sk, "")
-	s3c := s3.New(s3.Options{Region: cloud.Region(), BaseEndpoint: aws.String(cloud.Endpoint()), UsePathStyle: true, Credentials: creds})
-	sqsc := sqs.New(sqs.Options{Region: cloud.Region(), BaseEndpoint: aws.String(cloud.Endpoint()), Credentials: creds})
+	lc := localcloudtest.Start(t)
+	s3c, sqsc := lc.S3, lc.SQS
 	store := "store"
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(store)}); err != nil {
-		t.Fatal(err)
-	}
-	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("import.fifo"), Attributes: map[string]string{"FifoQueue": "true"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lc.Buckets(t, store)
+	queueURL := lc.Queue(t, "import.fifo", nil)
 	logs := &syncbuf.Buffer{}
-	f := &fixture{t: t, ctx: ctx, s3: s3c, s3f: &flakyS3{objectAPI: s3c}, sqs: &recordingQueue{next: sqsc}, logs: logs, store: store, queue: aws.ToString(q.QueueUrl)}
+	f := &fixture{t: t, ctx: ctx, s3: s3c, s3f: &flakyS3{objectAPI: s3c}, sqs: &recordingQueue{next: sqsc}, logs: logs, store: store, queue: queueURL}
 	f.h = &Handler{S3: f.s3f, SQS: f.sqs, Catalog: catalog.New(s3c, store), Uploads: uploads.NewStore(s3c, store),
 		StoreBucket: store, ImportQueueURL: f.queue, RetryBudget: testBudget,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))}

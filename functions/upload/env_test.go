@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"log/slog"
@@ -15,13 +14,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/feedpipe/feedpipe/shared/apiauth"
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/localcloud"
+	"github.com/feedpipe/feedpipe/shared/localcloud/localcloudtest"
 	"github.com/feedpipe/feedpipe/shared/messages"
 	"github.com/feedpipe/feedpipe/shared/site"
 	"github.com/feedpipe/feedpipe/shared/uploads"
@@ -48,25 +47,10 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := t.Context()
-	cloud, err := localcloud.Start(context.Background(), localcloud.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cloud.Close() })
-	creds := credentials.NewStaticCredentialsProvider(localcloud.DefaultAccessKey, localcloud.DefaultSecretKey, "")
-	s3c := s3.New(s3.Options{Region: cloud.Region(), BaseEndpoint: aws.String(cloud.Endpoint()), UsePathStyle: true, Credentials: creds})
-	sqsc := sqs.New(sqs.Options{Region: cloud.Region(), BaseEndpoint: aws.String(cloud.Endpoint()), Credentials: creds})
-	for _, b := range []string{incomingBucket, storeBucket} {
-		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("test-import.fifo"), Attributes: map[string]string{"FifoQueue": "true"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, cloud: cloud, s3: s3c, sqs: sqsc, queueURL: aws.ToString(q.QueueUrl), tokens: map[string]string{}}
+	lc := localcloudtest.Start(t)
+	lc.Buckets(t, incomingBucket, storeBucket)
+	cloud, s3c, sqsc := lc.Cloud, lc.S3, lc.SQS
+	e := &env{t: t, cloud: cloud, s3: s3c, sqs: sqsc, queueURL: lc.Queue(t, "test-import.fifo", nil), tokens: map[string]string{}}
 	e.h = &Handler{
 		S3: s3c, SQS: sqsc, Presign: s3Presigner{client: s3c},
 		Uploads: uploads.NewStore(s3c, storeBucket), Catalog: catalogAdapter{catalog.New(s3c, storeBucket)},
