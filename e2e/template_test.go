@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -11,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/samtemplate"
 )
 
@@ -222,4 +227,148 @@ func TestLocalStackInitCreatesTemplateResources(t *testing.T) {
 func asMap(v any) map[string]any {
 	m, _ := v.(map[string]any)
 	return m
+}
+
+// metricConsts reads shared/metrics/names.go for its string constants:
+// identifier → value.
+func metricConsts(t *testing.T) map[string]string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "../shared/metrics/names.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, s := range g.Specs {
+			vs := s.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				if i < len(vs.Values) {
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						out[name.Name], _ = strconv.Unquote(lit.Value)
+					}
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("shared/metrics/names.go declares no string constants; the parsing here is out of date")
+	}
+	return out
+}
+
+// emittedMetrics reads each function's non-test sources: the function name
+// its main.go gives metrics.New, and the metric names (shared/metrics
+// constants) its code refers to. It returns function → metric names.
+func emittedMetrics(t *testing.T, consts map[string]string) map[string]map[string]bool {
+	t.Helper()
+	dirs, err := filepath.Glob("../functions/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]bool{}
+	for _, dir := range dirs {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		function := ""
+		names := map[string]bool{}
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.CallExpr:
+					if sel, ok := n.Fun.(*ast.SelectorExpr); ok && isPkg(sel.X, "metrics") && sel.Sel.Name == "New" && len(n.Args) >= 3 {
+						if lit, ok := n.Args[2].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							function, _ = strconv.Unquote(lit.Value)
+						}
+					}
+				case *ast.SelectorExpr:
+					if v, ok := consts[n.Sel.Name]; ok && isPkg(n.X, "metrics") && ast.IsExported(n.Sel.Name) && !strings.HasPrefix(n.Sel.Name, "Dim") {
+						names[v] = true
+					}
+				}
+				return true
+			})
+		}
+		if function != "" {
+			out[function] = names
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no function creates a metrics.Emitter; the parsing here is out of date")
+	}
+	return out
+}
+
+func isPkg(x ast.Expr, name string) bool {
+	id, ok := x.(*ast.Ident)
+	return ok && id.Name == name
+}
+
+// TestTemplateAlarmsNameEmittedMetrics checks that every alarm on a feedpipe
+// metric names a metric the function in its dimensions emits, with
+// dimensions the emitter writes: an alarm on a name nobody emits would
+// never fire.
+func TestTemplateAlarmsNameEmittedMetrics(t *testing.T) {
+	tmpl, r := loadTemplate(t)
+	consts := metricConsts(t)
+	emitted := emittedMetrics(t, consts)
+	dimKeys := map[string]bool{metrics.DimFunction: true, metrics.DimSite: true, metrics.DimDestination: true}
+	alarms := tmpl.ResourcesOfType("AWS::CloudWatch::Alarm")
+	sort.Strings(alarms)
+	custom := 0
+	for _, id := range alarms {
+		props := tmpl.Resources[id].Properties
+		ns, err := r.String(props["Namespace"], id+".Namespace")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(ns, "AWS/") {
+			continue
+		}
+		if ns != metrics.Namespace {
+			t.Errorf("%s: namespace %q; feedpipe's metrics are in %q", id, ns, metrics.Namespace)
+			continue
+		}
+		custom++
+		name, err := r.String(props["MetricName"], id+".MetricName")
+		if err != nil {
+			t.Fatal(err)
+		}
+		function := ""
+		dims, _ := props["Dimensions"].([]any)
+		for _, d := range dims {
+			k, _ := asMap(d)["Name"].(string)
+			v, _ := asMap(d)["Value"].(string)
+			if !dimKeys[k] {
+				t.Errorf("%s: dimension %q is not one the functions emit", id, k)
+			}
+			if k == metrics.DimFunction {
+				function = v
+			}
+		}
+		if function == "" {
+			t.Errorf("%s: no %q dimension; every feedpipe metric is published per function", id, metrics.DimFunction)
+			continue
+		}
+		names, ok := emitted[function]
+		if !ok {
+			t.Errorf("%s: function %q emits no metrics", id, function)
+			continue
+		}
+		if !names[name] {
+			t.Errorf("%s: metric %s is not emitted by the %s function", id, name, function)
+		}
+	}
+	if custom == 0 {
+		t.Error("template.yaml has no alarm on a feedpipe metric")
+	}
 }

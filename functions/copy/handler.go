@@ -22,6 +22,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/messages"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
 
@@ -52,6 +53,8 @@ type Handler struct {
 	StoreBucket    string
 	ImportQueueURL string
 	Logger         *slog.Logger
+	// Metrics receives the function's EMF metrics (none when nil).
+	Metrics *metrics.Emitter
 }
 
 // Handle processes a batch of S3 notifications from the copy queue. A
@@ -192,6 +195,8 @@ func (h *Handler) upload(ctx context.Context, in layout.Incoming, at time.Time, 
 		if rec.State != uploads.Queued {
 			return nil
 		}
+		h.Metrics.Emit(map[string]string{metrics.DimSite: rec.Site}, metrics.CountOf(metrics.UploadsReceived, 1),
+			metrics.Value{Name: metrics.BytesReceived, Unit: metrics.Bytes, Value: float64(rec.ReceivedSize)}, metrics.Millis(metrics.CopyLatency, time.Since(at)))
 		fallthrough
 	case uploads.Queued:
 		// Idempotent: the deduplication id is site + sequence.
@@ -314,6 +319,7 @@ func (h *Handler) reject(ctx context.Context, rec uploads.Record, reason, messag
 		return err
 	}
 	log.Warn("upload rejected by the copy stage", "reason", reason, "message", message)
+	h.Metrics.Emit(map[string]string{metrics.DimSite: rec.Site}, metrics.CountOf(metrics.UploadsRejected, 1))
 	return messages.Send(ctx, h.SQS, h.ImportQueueURL, messages.Import{Kind: messages.KindWake, Site: rec.Site, Reason: "rejected"})
 }
 

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/feedpipe/feedpipe/shared/awsconfig"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
 
@@ -35,7 +37,8 @@ func run() error {
 	h := &Handler{
 		S3: clients.S3, SQS: clients.SQS, Uploads: uploads.NewStore(clients.S3, env[layout.EnvStoreBucket]),
 		IncomingBucket: env[layout.EnvIncomingBucket], StoreBucket: env[layout.EnvStoreBucket], ImportQueueURL: env[layout.EnvImportQueueURL],
-		Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "copy"),
+		Logger:  slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "copy"),
+		Metrics: metrics.New(os.Stdout, metrics.Namespace, "copy", time.Now),
 	}
 	lambda.Start(h.Handle)
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/feed"
 	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/messages"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/site"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
@@ -68,6 +69,8 @@ type Handler struct {
 	Logger         *slog.Logger
 	// Now is the clock of timestamps in records (default time.Now).
 	Now func() time.Time
+	// Metrics receives the function's EMF metrics (none when nil).
+	Metrics *metrics.Emitter
 }
 
 func (h *Handler) now() time.Time {
@@ -187,6 +190,7 @@ func (h *Handler) backoff(ctx context.Context, msgs []events.SQSMessage, attempt
 // halt stops the site: nothing later applies until `feedpipe redrive`.
 func (h *Handler) halt(ctx context.Context, siteName string, why haltError, log *slog.Logger) {
 	log.Error("site halted", "sequence", why.seq, "reason", why.reason, "alarm", "site_halted")
+	h.Metrics.Emit(map[string]string{metrics.DimSite: siteName}, metrics.CountOf(metrics.SitesHalted, 1))
 	st := site.State{Halted: true, Reason: why.reason, Sequence: why.seq, Since: h.now()}
 	if err := site.SaveState(ctx, h.S3, h.StoreBucket, siteName, st); err != nil {
 		log.Error("could not record the halt; the site stays blocked by its failing sequence", "err", err)
@@ -384,6 +388,7 @@ func (h *Handler) commit(ctx context.Context, siteName string, cfg site.Config, 
 				if err := h.markImported(ctx, p.rec, v.Version); err != nil {
 					return false, err
 				}
+				h.emitApplied(siteName, p.rec)
 			}
 		}
 		if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.SyncDirtyKey(siteName)), Body: strings.NewReader("{}")}); err != nil {
@@ -429,6 +434,7 @@ func (h *Handler) judge(ctx context.Context, siteName string, cfg site.Config, h
 			rejected = true
 			p.apply = false
 			log.Warn("upload rejected", "sequence", p.rec.Sequence, "reason", reason, "message", message, "alarm", alarmFor(reason))
+			h.Metrics.Emit(map[string]string{metrics.DimSite: siteName}, metrics.CountOf(metricFor(reason), 1))
 			rec, err := h.Uploads.Update(ctx, siteName, p.rec.Sequence, func(r *uploads.Record) error {
 				if r.State != uploads.Importing {
 					return uploads.ErrUnchanged
@@ -464,6 +470,13 @@ func alarmFor(reason string) string {
 		return "full_upload_held"
 	}
 	return "upload_rejected"
+}
+
+func metricFor(reason string) string {
+	if reason == uploads.ReasonImplausibleFull {
+		return metrics.FullUploadsHeld
+	}
+	return metrics.UploadsRejected
 }
 
 func lineErrors(errs []feed.LineError) []uploads.LineError {
@@ -521,6 +534,21 @@ func (h *Handler) delta(ctx context.Context, p *planned, cfg site.Config) catalo
 	}
 }
 
+// emitApplied emits the metrics of one applied delta; ImportLag runs from
+// the record's received time (the S3 event time of its PUT) to now.
+func (h *Handler) emitApplied(siteName string, rec uploads.Record) {
+	c := rec.Counts
+	if c == nil {
+		c = &uploads.Counts{}
+	}
+	vals := []metrics.Value{metrics.CountOf(metrics.DeltasApplied, 1), metrics.CountOf(metrics.ProductsUpserted, int(c.Upserted)),
+		metrics.CountOf(metrics.ProductsDeleted, int(c.Deleted)), metrics.CountOf(metrics.ProductsRejected, int(c.Rejected))}
+	if at, ok := rec.Timestamps[uploads.Received]; ok {
+		vals = append(vals, metrics.Millis(metrics.ImportLag, h.now().Sub(at)))
+	}
+	h.Metrics.Emit(map[string]string{metrics.DimSite: siteName}, vals...)
+}
+
 // markImported finishes a sequence: imported, with its catalog version.
 func (h *Handler) markImported(ctx context.Context, rec uploads.Record, version uint64) error {
 	_, err := h.Uploads.Update(ctx, rec.Site, rec.Sequence, func(r *uploads.Record) error {
@@ -564,6 +592,7 @@ func (h *Handler) rejectUndecodable(ctx context.Context, siteName string, group 
 		}
 		p.apply = false
 		log.Warn("upload rejected", "sequence", bad.seq, "reason", uploads.ReasonBadEncoding, "message", bad.message, "alarm", "upload_rejected")
+		h.Metrics.Emit(map[string]string{metrics.DimSite: siteName}, metrics.CountOf(metrics.UploadsRejected, 1))
 		rec, err := h.Uploads.Update(ctx, siteName, bad.seq, func(r *uploads.Record) error {
 			if r.State != uploads.Importing {
 				return uploads.ErrUnchanged

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/feedpipe/feedpipe/shared/awsconfig"
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
 
@@ -45,6 +47,7 @@ func run() error {
 		S3: clients.S3, SQS: clients.SQS, Catalog: catalog.New(clients.S3, store, catalog.WithTempDir(os.TempDir())),
 		Uploads: uploads.NewStore(clients.S3, store), StoreBucket: store, ImportQueueURL: env[layout.EnvImportQueueURL],
 		RetryBudget: budget, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "import"),
+		Metrics: metrics.New(os.Stdout, metrics.Namespace, "import", time.Now),
 	}
 	lambda.Start(h.Handle)
 	return nil

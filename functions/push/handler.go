@@ -19,6 +19,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/messages"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/site"
 	"github.com/feedpipe/feedpipe/shared/syncjob"
 )
@@ -52,7 +53,14 @@ type catalogAPI interface {
 // Handler is the push function: it delivers a destination's catalog changes
 // since its acknowledged version, one sync job at a time per destination.
 type Handler struct {
-	S3           objectAPI
+	S3 objectAPI
+	// DestS3 writes s3 destinations (default: S3, when it can).
+	DestS3 destAPI
+	// OwnBuckets are feedpipe's buckets besides StoreBucket (the incoming
+	// bucket); no s3 destination may name one of them.
+	OwnBuckets []string
+	// PartSize is the multipart part size of s3 destination files.
+	PartSize     int
 	SQS          visibilityAPI
 	Catalog      catalogAPI
 	StoreBucket  string
@@ -65,6 +73,8 @@ type Handler struct {
 	LeaseTTL          time.Duration
 	Now               func() time.Time
 	Logger            *slog.Logger
+	// Metrics receives the function's EMF metrics (none when nil).
+	Metrics *metrics.Emitter
 }
 
 func (h *Handler) now() time.Time {
@@ -130,9 +140,14 @@ func (h *Handler) handleMessage(ctx context.Context, m events.SQSMessage) error 
 	}
 	log := h.Logger.With("site", job.Site, "destination", job.Destination, "job", job.JobID)
 	err = h.push(ctx, job, log)
+	dims := map[string]string{metrics.DimSite: job.Site, metrics.DimDestination: job.Destination}
+	if n, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"]); n > 1 {
+		h.Metrics.Emit(dims, metrics.CountOf(metrics.PushRetries, 1))
+	}
 	if err == nil {
 		return nil
 	}
+	h.Metrics.Emit(dims, metrics.CountOf(metrics.PushFailures, 1))
 	delay := h.backoff(m, err)
 	log.Warn("sync push failed; retrying later", "err", err, "retryIn", delay.String())
 	if _, verr := h.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(h.SyncQueueURL),
@@ -205,6 +220,8 @@ func (h *Handler) push(ctx context.Context, job messages.SyncJob, log *slog.Logg
 		return err
 	}
 	if ack.Version < head.Version {
+		h.Metrics.Emit(map[string]string{metrics.DimSite: job.Site, metrics.DimDestination: job.Destination},
+			metrics.CountOf(metrics.DestinationBacklog, int(head.Version-ack.Version)))
 		from, err := h.Catalog.Load(ctx, job.Site, ack.Version)
 		if err != nil {
 			return err
@@ -214,11 +231,14 @@ func (h *Handler) push(ctx context.Context, job messages.SyncJob, log *slog.Logg
 		case "webhook":
 			n, err = h.deliverWebhook(ctx, job, *dest, from, head)
 		case "s3":
-			err = fmt.Errorf("%w: s3 destinations are not supported yet", errPermanent)
+			n, err = h.deliverS3(ctx, job, *dest, from, head)
 		default:
 			err = fmt.Errorf("%w: unknown destination type %q", errPermanent, dest.Type)
 		}
 		if err != nil {
+			if errors.Is(err, errPermanent) {
+				log.Error("destination refused; fix its configuration", "type", dest.Type, "err", err)
+			}
 			return err
 		}
 		if err := leases.SaveAck(ctx, syncjob.Ack{Site: job.Site, Destination: job.Destination, Version: head.Version,
@@ -226,6 +246,8 @@ func (h *Handler) push(ctx context.Context, job messages.SyncJob, log *slog.Logg
 			return err
 		}
 		log.Info("sync delivered", "from", ack.Version, "to", head.Version, "changes", n)
+		h.Metrics.Emit(map[string]string{metrics.DimSite: job.Site, metrics.DimDestination: job.Destination},
+			metrics.CountOf(metrics.PushDeliveries, 1), metrics.CountOf(metrics.DestinationBacklog, 0))
 	}
 	if err := leases.ReleaseLease(ctx, job.Site, job.Destination, job.JobID); err != nil {
 		log.Warn("could not release the lease; it expires on its own", "err", err)
@@ -272,17 +294,9 @@ func (h *Handler) deliverWebhook(ctx context.Context, job messages.SyncJob, d si
 		return nil
 	}
 	err := h.Catalog.Diff(ctx, job.Site, from, to, func(c catalog.Change) error {
-		l := line{Op: "delete", ID: c.ID}
-		if c.Product != nil {
-			p, err := selectFields(c.Product, d.Fields)
-			if err != nil {
-				return fmt.Errorf("product %q: %w", c.ID, err)
-			}
-			l = line{Op: "upsert", ID: c.ID, Product: p}
-		}
-		b, err := json.Marshal(l)
+		b, err := changeLine(c, d.Fields)
 		if err != nil {
-			return fmt.Errorf("product %q: %w", c.ID, err)
+			return err
 		}
 		if lines > 0 && (buf.Len()+len(b)+1 > maxBytes || lines >= maxLines) {
 			if err := flush(); err != nil {

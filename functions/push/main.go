@@ -16,6 +16,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/awsconfig"
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 )
 
 // EnvAllowLoopbackHTTP allows http:// webhooks to loopback addresses (the
@@ -50,9 +51,10 @@ func run() error {
 	allowLoopback := os.Getenv(EnvAllowLoopbackHTTP) == "true"
 	store := env[layout.EnvStoreBucket]
 	h := &Handler{
-		S3: clients.S3, SQS: clients.SQS, Catalog: catalog.New(clients.S3, store), StoreBucket: store,
+		S3: clients.S3, DestS3: clients.S3, OwnBuckets: []string{os.Getenv(layout.EnvIncomingBucket)}, SQS: clients.SQS, Catalog: catalog.New(clients.S3, store), StoreBucket: store,
 		SyncQueueURL: env[layout.EnvSyncQueueURL], HTTP: NewHTTPClient(allowLoopback, timeout, 4), AllowLoopbackHTTP: allowLoopback,
-		Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "push"),
+		Logger:  slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "push"),
+		Metrics: metrics.New(os.Stdout, metrics.Namespace, "push", time.Now),
 	}
 	lambda.Start(h.Handle)
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/messages"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
 
@@ -49,6 +50,8 @@ type Handler struct {
 	ImportQueueURL string
 	Grace          time.Duration
 	Logger         *slog.Logger
+	// Metrics receives the function's EMF metrics (none when nil).
+	Metrics *metrics.Emitter
 	// Planner plans the catalog sync after the resolver (off when its
 	// SyncQueueURL is empty).
 	Planner
@@ -118,6 +121,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (Report
 		h.Logger.Log(ctx, level, "sync planner ran", "dirtySites", rep.DirtySites, "planned", rep.Planned,
 			"deduplicated", rep.Deduplicated, "skipped", rep.Skipped, "upToDate", rep.UpToDate)
 	}
+	h.Metrics.Emit(nil, metrics.CountOf(metrics.SequencesExpired, rep.Expired), metrics.CountOf(metrics.SyncJobsPlanned, rep.Planned),
+		metrics.CountOf(metrics.SyncJobsDeduplicated, rep.Deduplicated))
 	return rep, errors.Join(errs...)
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/apiauth"
 	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/messages"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/site"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
@@ -72,6 +73,8 @@ type Handler struct {
 	StoreBucket    string
 	ImportQueueURL string
 	Logger         *slog.Logger
+	// Metrics receives the function's EMF metrics (none when nil).
+	Metrics *metrics.Emitter
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
@@ -323,6 +326,8 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		}
 	}
 	log.Info("upload created", "mode", rec.Mode, "contentLength", rec.ContentLength, "expiresAt", rec.ExpiresAt)
+	h.Metrics.Emit(map[string]string{metrics.DimSite: rec.Site}, metrics.CountOf(metrics.UploadsCreated, 1),
+		metrics.Value{Name: metrics.BytesDeclared, Unit: metrics.Bytes, Value: float64(rec.ContentLength)})
 	return http.StatusCreated, resp, nil
 }
 

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/feedpipe/feedpipe/shared/awsconfig"
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
 
@@ -40,7 +42,7 @@ func run() error {
 		S3: clients.S3, SQS: clients.SQS, Presign: s3Presigner{client: clients.S3},
 		Uploads: uploads.NewStore(clients.S3, store), Catalog: catalogAdapter{catalog.New(clients.S3, store)},
 		IncomingBucket: env[layout.EnvIncomingBucket], StoreBucket: store, ImportQueueURL: env[layout.EnvImportQueueURL],
-		Logger: logger,
+		Logger: logger, Metrics: metrics.New(os.Stdout, metrics.Namespace, "upload", time.Now),
 	}
 	lambda.Start(h.Handle)
 	return nil
