@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/awsconfig"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/logging"
 	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
@@ -37,7 +37,7 @@ func run() error {
 	h := &Handler{
 		S3: clients.S3, SQS: clients.SQS, Uploads: uploads.NewStore(clients.S3, env[layout.EnvStoreBucket]),
 		IncomingBucket: env[layout.EnvIncomingBucket], StoreBucket: env[layout.EnvStoreBucket], ImportQueueURL: env[layout.EnvImportQueueURL],
-		Logger:  slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "copy"),
+		Logger:  logging.New("copy"),
 		Metrics: metrics.New(os.Stdout, metrics.Namespace, "copy", time.Now),
 	}
 	lambda.Start(h.Handle)

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/awsconfig"
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/logging"
 	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
@@ -46,7 +46,7 @@ func run() error {
 	h := &Handler{
 		S3: clients.S3, SQS: clients.SQS, Catalog: catalog.New(clients.S3, store, catalog.WithTempDir(os.TempDir())),
 		Uploads: uploads.NewStore(clients.S3, store), StoreBucket: store, ImportQueueURL: env[layout.EnvImportQueueURL],
-		RetryBudget: budget, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "import"),
+		RetryBudget: budget, Logger: logging.New("import"),
 		Metrics: metrics.New(os.Stdout, metrics.Namespace, "import", time.Now),
 	}
 	lambda.Start(h.Handle)

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/awsconfig"
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/logging"
 	"github.com/feedpipe/feedpipe/shared/metrics"
 )
 
@@ -53,7 +53,7 @@ func run() error {
 	h := &Handler{
 		S3: clients.S3, DestS3: clients.S3, OwnBuckets: []string{os.Getenv(layout.EnvIncomingBucket)}, SQS: clients.SQS, Catalog: catalog.New(clients.S3, store), StoreBucket: store,
 		SyncQueueURL: env[layout.EnvSyncQueueURL], HTTP: NewHTTPClient(allowLoopback, timeout, 4), AllowLoopbackHTTP: allowLoopback,
-		Logger:  slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "push"),
+		Logger:  logging.New("push"),
 		Metrics: metrics.New(os.Stdout, metrics.Namespace, "push", time.Now),
 	}
 	lambda.Start(h.Handle)

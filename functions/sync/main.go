@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/awsconfig"
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/logging"
 	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
@@ -59,7 +59,7 @@ func run() error {
 	h := &Handler{
 		S3: clients.S3, SQS: clients.SQS, Uploads: uploads.NewStore(clients.S3, store), Catalog: applied{cat},
 		IncomingBucket: env[layout.EnvIncomingBucket], StoreBucket: store, ImportQueueURL: env[layout.EnvImportQueueURL],
-		Grace: grace, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "sync"),
+		Grace: grace, Logger: logging.New("sync"),
 		Metrics: metrics.New(os.Stdout, metrics.Namespace, "sync", time.Now),
 		// Without SYNC_QUEUE_URL the function only resolves expiries.
 		Planner: Planner{SyncSQS: clients.SQS, SyncQueueURL: os.Getenv(layout.EnvSyncQueueURL), Heads: cat, LeaseTTL: leaseTTL},
