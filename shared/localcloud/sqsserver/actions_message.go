@@ -250,30 +250,39 @@ func (s *Server) deleteMessageBatch(_ *http.Request, body []byte, w *jsonWriter)
 	if err := decode(body, &req); err != nil {
 		return err
 	}
-	q, err := s.queueFor(req.QueueURL)
+	return runBatch(s, req.QueueURL, req.Entries, "DeleteMessageBatchRequestEntry", w,
+		func(e deleteBatchEntry) *string { return e.ID },
+		func(q *queue, e deleteBatchEntry, _ time.Time) *apiError { return q.deleteLocked(e.ReceiptHandle) })
+}
+
+// runBatch applies one action to each entry of a batch request under the
+// queue's lock, after checking the entry ids as SQS does, and writes the
+// batch result: per-entry failures do not fail the request.
+func runBatch[E any](s *Server, queueURL *string, entries []E, entryName string, w *jsonWriter,
+	id func(E) *string, apply func(q *queue, e E, now time.Time) *apiError) *apiError {
+	q, err := s.queueFor(queueURL)
 	if err != nil {
 		return err
 	}
-	ids := make([]*string, len(req.Entries))
-	for i := range req.Entries {
-		ids[i] = req.Entries[i].ID
+	ids := make([]*string, len(entries))
+	for i, e := range entries {
+		ids[i] = id(e)
 	}
-	if err := checkBatchIDs(ids, "DeleteMessageBatchRequestEntry"); err != nil {
+	if err := checkBatchIDs(ids, entryName); err != nil {
 		return err
 	}
-	okIDs := make([]string, 0, len(req.Entries))
+	okIDs := make([]string, 0, len(entries))
 	var failed []batchFailure
 	now := s.clock.Now()
 	if err := q.lockAt(now); err != nil {
 		return err
 	}
-	for i := range req.Entries {
-		e := &req.Entries[i]
-		if err := q.deleteLocked(e.ReceiptHandle); err != nil {
-			failed = append(failed, batchFailure{*e.ID, err})
+	for i, e := range entries {
+		if err := apply(q, e, now); err != nil {
+			failed = append(failed, batchFailure{*ids[i], err})
 			continue
 		}
-		okIDs = append(okIDs, *e.ID)
+		okIDs = append(okIDs, *ids[i])
 	}
 	q.mu.Unlock()
 	writeBatchResult(w, len(okIDs), func(i int) { w.strField("Id", okIDs[i]) }, failed)
@@ -346,32 +355,9 @@ func (s *Server) changeMessageVisibilityBatch(_ *http.Request, body []byte, w *j
 	if err := decode(body, &req); err != nil {
 		return err
 	}
-	q, err := s.queueFor(req.QueueURL)
-	if err != nil {
-		return err
-	}
-	ids := make([]*string, len(req.Entries))
-	for i := range req.Entries {
-		ids[i] = req.Entries[i].ID
-	}
-	if err := checkBatchIDs(ids, "ChangeMessageVisibilityBatchRequestEntry"); err != nil {
-		return err
-	}
-	okIDs := make([]string, 0, len(req.Entries))
-	var failed []batchFailure
-	now := s.clock.Now()
-	if err := q.lockAt(now); err != nil {
-		return err
-	}
-	for i := range req.Entries {
-		e := &req.Entries[i]
-		if err := q.changeLocked(e.ReceiptHandle, e.VisibilityTimeout, now); err != nil {
-			failed = append(failed, batchFailure{*e.ID, err})
-			continue
-		}
-		okIDs = append(okIDs, *e.ID)
-	}
-	q.mu.Unlock()
-	writeBatchResult(w, len(okIDs), func(i int) { w.strField("Id", okIDs[i]) }, failed)
-	return nil
+	return runBatch(s, req.QueueURL, req.Entries, "ChangeMessageVisibilityBatchRequestEntry", w,
+		func(e changeVisibilityBatchEntry) *string { return e.ID },
+		func(q *queue, e changeVisibilityBatchEntry, now time.Time) *apiError {
+			return q.changeLocked(e.ReceiptHandle, e.VisibilityTimeout, now)
+		})
 }
