@@ -108,11 +108,12 @@ func TestTemplateIncomingNotification(t *testing.T) {
 var (
 	requireEnvRE = regexp.MustCompile(`layout\.RequireEnv\(([^)]*)\)`)
 	envIdentRE   = regexp.MustCompile(`layout\.(Env\w+)`)
-	getenvRE     = regexp.MustCompile(`os\.Getenv\("([A-Z0-9_]+)"\)`)
+	getenvRE     = regexp.MustCompile(`(?:os\.Getenv|layout\.EnvInt|layout\.EnvSeconds)\("([A-Z0-9_]+)"`)
 )
 
 // requiredEnv reads a function's main.go for the variables it reads: the
-// arguments of layout.RequireEnv and every os.Getenv.
+// arguments of layout.RequireEnv and every os.Getenv, layout.EnvInt and
+// layout.EnvSeconds.
 func requiredEnv(t *testing.T, dir string) []string {
 	t.Helper()
 	src, err := os.ReadFile("../functions/" + dir + "/main.go")

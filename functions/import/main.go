@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -36,11 +35,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	budget := DefaultRetryBudget
-	if v := os.Getenv("IMPORT_RETRY_BUDGET"); v != "" {
-		if budget, err = strconv.Atoi(v); err != nil || budget < 1 {
-			return fmt.Errorf("IMPORT_RETRY_BUDGET=%q: want a positive integer", v)
-		}
+	budget, err := layout.EnvInt("IMPORT_RETRY_BUDGET", DefaultRetryBudget, 1)
+	if err != nil {
+		return err
 	}
 	store := env[layout.EnvStoreBucket]
 	h := &Handler{

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -41,12 +40,8 @@ func run() error {
 		return err
 	}
 	timeout := 30 * time.Second
-	if v := os.Getenv("WEBHOOK_TIMEOUT_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("WEBHOOK_TIMEOUT_SECONDS=%q: want positive seconds", v)
-		}
-		timeout = time.Duration(n) * time.Second
+	if timeout, err = layout.EnvSeconds("WEBHOOK_TIMEOUT_SECONDS", timeout, 1); err != nil {
+		return err
 	}
 	allowLoopback := os.Getenv(EnvAllowLoopbackHTTP) == "true"
 	store := env[layout.EnvStoreBucket]

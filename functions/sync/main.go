@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -39,20 +38,12 @@ func run() error {
 		return err
 	}
 	grace := 120 * time.Second
-	if v := os.Getenv("EXPIRY_GRACE_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fmt.Errorf("EXPIRY_GRACE_SECONDS=%q: want seconds", v)
-		}
-		grace = time.Duration(n) * time.Second
+	if grace, err = layout.EnvSeconds("EXPIRY_GRACE_SECONDS", grace, 0); err != nil {
+		return err
 	}
-	leaseTTL := DefaultLeaseTTL
-	if v := os.Getenv("SYNC_LEASE_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("SYNC_LEASE_SECONDS=%q: want positive seconds", v)
-		}
-		leaseTTL = time.Duration(n) * time.Second
+	leaseTTL, err := layout.EnvSeconds("SYNC_LEASE_SECONDS", DefaultLeaseTTL, 1)
+	if err != nil {
+		return err
 	}
 	store := env[layout.EnvStoreBucket]
 	cat := catalog.New(clients.S3, store)

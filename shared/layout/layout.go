@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -357,4 +358,24 @@ func RequireEnv(names ...string) (map[string]string, error) {
 		return nil, fmt.Errorf("missing environment variables %s (template.yaml sets them)", strings.Join(missing, ", "))
 	}
 	return out, nil
+}
+
+// EnvInt reads an optional integer environment variable: def when unset,
+// an error naming the variable when it is not an integer of at least min.
+func EnvInt(name string, def, min int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		return 0, fmt.Errorf("%s=%q: want an integer of at least %d", name, v, min)
+	}
+	return n, nil
+}
+
+// EnvSeconds is EnvInt for a number of seconds.
+func EnvSeconds(name string, def time.Duration, min int) (time.Duration, error) {
+	n, err := EnvInt(name, int(def/time.Second), min)
+	return time.Duration(n) * time.Second, err
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRoundTrips(t *testing.T) {
@@ -81,4 +82,21 @@ func FuzzParseIncoming(f *testing.F) {
 			t.Fatalf("ParseIncoming(%q).Key() = %q", key, in.Key())
 		}
 	})
+}
+
+func TestEnvInt(t *testing.T) {
+	t.Setenv("FEEDPIPE_TEST_N", "")
+	if n, err := EnvInt("FEEDPIPE_TEST_N", 5, 1); err != nil || n != 5 {
+		t.Fatalf("unset: %d, %v", n, err)
+	}
+	t.Setenv("FEEDPIPE_TEST_N", "7")
+	if d, err := EnvSeconds("FEEDPIPE_TEST_N", time.Minute, 1); err != nil || d != 7*time.Second {
+		t.Fatalf("7 s: %v, %v", d, err)
+	}
+	for _, bad := range []string{"0", "-1", "x", "1.5"} {
+		t.Setenv("FEEDPIPE_TEST_N", bad)
+		if _, err := EnvInt("FEEDPIPE_TEST_N", 5, 1); err == nil || !strings.Contains(err.Error(), "FEEDPIPE_TEST_N") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
 }
