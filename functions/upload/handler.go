@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -270,11 +272,12 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if len(idemKey) > 255 {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_request", "Idempotency-Key is over 255 characters")
 	}
+	fingerprint := in.fingerprint()
 	if idemKey != "" {
 		if prev, ok, err := h.idempotent(ctx, cfg.Site, idemKey); err != nil {
 			return 0, nil, err
 		} else if ok {
-			return http.StatusCreated, prev, nil
+			return prev.replay(fingerprint)
 		}
 	}
 	if !h.allow(cfg) {
@@ -314,15 +317,15 @@ func (h *Handler) create(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		return 0, nil, err
 	}
 	if idemKey != "" {
-		winner, err := h.remember(ctx, cfg.Site, idemKey, resp)
+		winner, err := h.remember(ctx, cfg.Site, idemKey, idempotencyRecord{Request: fingerprint, Response: resp})
 		if err != nil {
 			return 0, nil, err
 		}
-		if winner.UploadID != resp.UploadID {
-			// A concurrent retry with the same key won; this allocation is
+		if winner.Response.UploadID != resp.UploadID {
+			// A concurrent request with the same key won; this allocation is
 			// cancelled so the sequence resolves at once.
 			h.cancelLoser(ctx, rec, now, log)
-			return http.StatusCreated, winner, nil
+			return winner.replay(fingerprint)
 		}
 	}
 	log.Info("upload created", "mode", rec.Mode, "contentLength", rec.ContentLength, "expiresAt", rec.ExpiresAt)
@@ -355,40 +358,68 @@ func (h *Handler) presign(ctx context.Context, rec uploads.Record, expiresIn tim
 	return createResponse{UploadID: rec.UploadID, Sequence: rec.Sequence, URL: url, Method: http.MethodPut, Headers: headers, ExpiresAt: rec.ExpiresAt}, nil
 }
 
-// idempotent returns the response a POST with the same Idempotency-Key got.
-func (h *Handler) idempotent(ctx context.Context, siteName, key string) (createResponse, bool, error) {
+// idempotencyRecord is what a POST with an Idempotency-Key stored: the
+// fingerprint of its request and the response it got.
+type idempotencyRecord struct {
+	Request  string         `json:"request"`
+	Response createResponse `json:"response"`
+}
+
+// replay answers a POST whose Idempotency-Key is taken: the stored response
+// when the request is the same, 422 when the key is reused for another one
+// (the IETF Idempotency-Key draft's answer), so a client bug that reuses
+// keys fails loudly instead of silently dropping an upload.
+func (r idempotencyRecord) replay(fingerprint string) (int, any, error) {
+	if r.Request != fingerprint {
+		return 0, nil, errorf(http.StatusUnprocessableEntity, "idempotency_key_reused",
+			"the Idempotency-Key was used for another request (upload %s, sequence %d): use a new key for a new upload", r.Response.UploadID, r.Response.Sequence)
+	}
+	return http.StatusCreated, r.Response, nil
+}
+
+// fingerprint identifies a create request by its meaning, not its bytes:
+// the same fields in another order or with other spacing are the same
+// request.
+func (in createRequest) fingerprint() string {
+	b, _ := json.Marshal(in)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// idempotent returns what a POST with the same Idempotency-Key stored.
+func (h *Handler) idempotent(ctx context.Context, siteName, key string) (idempotencyRecord, bool, error) {
 	out, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.IdempotencyKey(siteName, key))})
 	if uploads.IsNotFound(err) {
-		return createResponse{}, false, nil
+		return idempotencyRecord{}, false, nil
 	}
 	if err != nil {
-		return createResponse{}, false, fmt.Errorf("read idempotency key: %w", err)
+		return idempotencyRecord{}, false, fmt.Errorf("read idempotency key: %w", err)
 	}
 	defer out.Body.Close()
-	var prev createResponse
+	var prev idempotencyRecord
 	if err := json.NewDecoder(out.Body).Decode(&prev); err != nil {
-		return createResponse{}, false, fmt.Errorf("decode idempotency key: %w", err)
+		return idempotencyRecord{}, false, fmt.Errorf("decode idempotency key: %w", err)
 	}
 	return prev, true, nil
 }
 
-// remember stores the response under the Idempotency-Key unless a
-// concurrent request stored one first, and returns the one that counts.
-func (h *Handler) remember(ctx context.Context, siteName, key string, resp createResponse) (createResponse, error) {
-	b, _ := json.Marshal(resp)
+// remember stores rec under the Idempotency-Key unless a concurrent request
+// stored one first, and returns the one that counts.
+func (h *Handler) remember(ctx context.Context, siteName, key string, rec idempotencyRecord) (idempotencyRecord, error) {
+	b, _ := json.Marshal(rec)
 	_, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.IdempotencyKey(siteName, key)),
-		Body: strings.NewReader(string(b)), IfNoneMatch: aws.String("*")})
+		Body: bytes.NewReader(b), IfNoneMatch: aws.String("*")})
 	if uploads.IsPreconditionFailed(err) {
 		prev, ok, err := h.idempotent(ctx, siteName, key)
 		if err != nil || !ok {
-			return createResponse{}, fmt.Errorf("idempotency key taken but unreadable: %v", err)
+			return idempotencyRecord{}, fmt.Errorf("idempotency key taken but unreadable: %v", err)
 		}
 		return prev, nil
 	}
 	if err != nil {
-		return createResponse{}, fmt.Errorf("write idempotency key: %w", err)
+		return idempotencyRecord{}, fmt.Errorf("write idempotency key: %w", err)
 	}
-	return resp, nil
+	return rec, nil
 }
 
 func (h *Handler) cancelLoser(ctx context.Context, rec uploads.Record, now time.Time, log *slog.Logger) {

@@ -274,6 +274,22 @@ func TestIdempotencyKey(t *testing.T) {
 	if resp.StatusCode != 400 {
 		t.Errorf("a 256-character key: %d, want 400", resp.StatusCode)
 	}
+	// The same request in another spelling is the same request.
+	d := e.create("demo", `{ "contentLength": 10, "mode": "delta" }`, map[string]string{"Idempotency-Key": "k1"})
+	if d.UploadID != a.UploadID {
+		t.Errorf("the same fields in another order gave upload %s, want %s", d.UploadID, a.UploadID)
+	}
+	// A key reused for another request is refused, and allocates nothing.
+	before, _, _ := e.h.Uploads.List(t.Context(), "demo", 0, 100)
+	resp = e.do(call{method: "POST", route: routeCreate, params: map[string]string{"site": "demo"},
+		headers: map[string]string{"Authorization": "Bearer " + e.tokens["demo"], "Idempotency-Key": "k1"}, body: `{"mode":"full","contentLength":10}`})
+	if resp.StatusCode != 422 || !strings.Contains(resp.Body, `"idempotency_key_reused"`) || !strings.Contains(resp.Body, a.UploadID) {
+		t.Errorf("a key reused for another request: %d %s, want 422 idempotency_key_reused naming %s", resp.StatusCode, resp.Body, a.UploadID)
+	}
+	after, _, _ := e.h.Uploads.List(t.Context(), "demo", 0, 100)
+	if len(after) != len(before) {
+		t.Errorf("the refused request allocated %d sequences", len(after)-len(before))
+	}
 }
 
 // racingS3 holds the answers to the first n reads of an idempotency key

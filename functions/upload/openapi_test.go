@@ -495,6 +495,8 @@ func TestOpenAPIConformance(t *testing.T) {
 			body: `{"mode":"full","contentLength":5,"sha256":"` + sha + `","contentEncoding":"gzip","expiresIn":3600,"allowEmpty":true,"maxFullDeleteRatio":0.75}`, status: 201},
 		oasCase{name: "retried Idempotency-Key", route: create, params: p("site", "demo"), headers: with(auth("demo"), "Idempotency-Key", "k1"),
 			body: `{"mode":"full","contentLength":5,"sha256":"` + sha + `","contentEncoding":"gzip","expiresIn":3600,"allowEmpty":true,"maxFullDeleteRatio":0.75}`, status: 201},
+		oasCase{name: "Idempotency-Key reused for another request", route: create, params: p("site", "demo"), headers: with(auth("demo"), "Idempotency-Key", "k1"),
+			body: `{"mode":"delta","contentLength":5}`, status: 422},
 		oasCase{name: "bad body", route: create, params: p("site", "demo"), headers: auth("demo"), body: `{"mode":"delta","contentLength":0,"size":1}`, status: 400},
 		oasCase{name: "not JSON", route: create, params: p("site", "demo"), headers: auth("demo"), body: `{"mode":`, status: 400},
 		oasCase{name: "Idempotency-Key too long", route: create, params: p("site", "demo"), headers: with(auth("demo"), "Idempotency-Key", strings.Repeat("k", 256)), body: `{"mode":"delta","contentLength":5}`, status: 400},
