@@ -52,7 +52,8 @@ func BenchmarkUploadToImported(b *testing.B) {
 // absorbs through the whole stack (real binaries, runner, HTTP API) with
 // group commit: b.N deltas of 10 products each, created and PUT by 16
 // concurrent clients, timed from the first create until every one reads
-// imported. It reports deltas/s.
+// imported. It reports deltas/s and the mean number of deltas per catalog
+// commit.
 //
 //	go test -run '^$' -bench SmallDeltas -benchtime 500x ./e2e/
 func BenchmarkSmallDeltas(b *testing.B) {
@@ -106,7 +107,7 @@ func BenchmarkSmallDeltas(b *testing.B) {
 		}
 	}
 	// Sequences apply in order: when the last is resolved, all are.
-	s.waitTerminal(last, 5*time.Minute)
+	final := s.waitTerminal(last, 5*time.Minute)
 	elapsed := time.Since(start)
 	b.StopTimer()
 	for _, c := range uploaded {
@@ -115,6 +116,8 @@ func BenchmarkSmallDeltas(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deltas/s")
+	// Each commit makes one catalog version: the group commit's mean size.
+	b.ReportMetric(float64(b.N)/float64(final.CatalogVersion), "deltas/commit")
 }
 
 // upload creates a delta upload and PUTs body to it; unlike create and put
