@@ -104,8 +104,10 @@ func (f *fixture) functionEnv(dir string) map[string]string {
 
 // BenchmarkImport measures import throughput through the import function's
 // handler, built as main builds it, on the embedded cloud in process: a
-// zstd delta of n products of about 1 KB (feedbench.Write) into a new
-// site's catalog. Its sibling sub-benchmarks time, on the same file, the
+// zstd delta of n products of about 1 KB (feedbench.Write), into a new
+// site's empty catalog ("new") and onto a catalog that already holds every
+// id of the delta, each product changing ("update"; the catalog is imported
+// untimed first). Sibling sub-benchmarks time, on the same file, the
 // read+write ceiling (zstd decode, line split, id scan, one zstd encode at
 // the fastest level) and its read-only part. All report products/s; run
 // with -cpu 1 for per-core figures, and cmd/benchratio prints the ratios:
@@ -118,24 +120,37 @@ func BenchmarkImport(b *testing.B) {
 		sizes = append(sizes, 1_000_000)
 	}
 	for _, n := range sizes {
-		data, plain, err := feedbench.Zstd(n, uint64(n))
-		if err != nil {
-			b.Fatal(err)
-		}
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
-			b.Run("import", func(b *testing.B) { benchImport(b, n, data, plain) })
-			for _, encode := range []bool{true, false} {
-				name := "read"
-				if encode {
-					name = "ceiling"
+			for _, update := range []bool{false, true} {
+				name := "new"
+				if update {
+					name = "update"
 				}
-				b.Run(name, func(b *testing.B) { benchCeiling(b, n, data, plain, encode) })
+				b.Run(name, func(b *testing.B) {
+					var base []byte
+					if update {
+						var err error
+						if base, _, err = feedbench.Zstd(n, uint64(n), 0); err != nil {
+							b.Fatal(err)
+						}
+					}
+					data, plain, err := feedbench.Zstd(n, uint64(n), 1)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Run("import", func(b *testing.B) { benchImport(b, n, base, data, plain) })
+					base = nil
+					b.Run("ceiling", func(b *testing.B) { benchCeiling(b, n, data, plain, true) })
+					b.Run("read", func(b *testing.B) { benchCeiling(b, n, data, plain, false) })
+				})
 			}
 		})
 	}
 }
 
-func benchImport(b *testing.B, n int, data []byte, plain int64) {
+// benchImport times the import of data, onto a catalog holding base when
+// base is not nil.
+func benchImport(b *testing.B, n int, base, data []byte, plain int64) {
 	f := newFixture(b)
 	for k, v := range f.functionEnv(b.TempDir()) {
 		b.Setenv(k, v)
@@ -146,19 +161,27 @@ func benchImport(b *testing.B, n int, data []byte, plain int64) {
 	}
 	h.Logger = slog.New(slog.DiscardHandler)
 	h.Metrics = metrics.New(io.Discard, metrics.Namespace, "import", time.Now)
+	handle := func(rec uploads.Record) {
+		msg := f.message(rec.Site, deltaBody(rec), 1)
+		resp, err := h.Handle(f.ctx, events.SQSEvent{Records: []events.SQSMessage{msg}})
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			b.Fatalf("import: %v %v\n%s", err, resp.BatchItemFailures, f.logs.String())
+		}
+	}
 	b.SetBytes(plain)
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
 		siteName := fmt.Sprintf("bench-%d", i)
-		rec := f.queued(siteName, layout.Zstd, data)
-		msg := f.message(siteName, deltaBody(rec), 1)
-		b.StartTimer()
-		resp, err := h.Handle(f.ctx, events.SQSEvent{Records: []events.SQSMessage{msg}})
-		b.StopTimer()
-		if err != nil || len(resp.BatchItemFailures) != 0 {
-			b.Fatalf("import: %v %v\n%s", err, resp.BatchItemFailures, f.logs.String())
+		if base != nil {
+			rec := f.queued(siteName, layout.Zstd, base)
+			handle(rec)
+			f.assertImported(rec, n)
 		}
+		rec := f.queued(siteName, layout.Zstd, data)
+		b.StartTimer()
+		handle(rec)
+		b.StopTimer()
 		f.assertImported(rec, n)
 		b.StartTimer()
 	}
@@ -204,7 +227,9 @@ func benchCeiling(b *testing.B, n int, data []byte, plain int64, encode bool) {
 // against the embedded cloud of this process, with the function's spill
 // directory in a temporary directory. The delta is generated while it is
 // streamed to the embedded S3 in multipart parts, never held whole. It
-// reports the child's peak RSS (its VmHWM).
+// reports the child's peak RSS (its VmHWM) and its products per second of
+// CPU time (user + system), the import's per-core throughput without the
+// embedded S3's share.
 //
 //	go test -run '^$' -bench ImportPeakRSS -benchtime 1x ./functions/import/ -bench.rss-mb 1024
 func BenchmarkImportPeakRSS(b *testing.B) {
@@ -213,7 +238,7 @@ func BenchmarkImportPeakRSS(b *testing.B) {
 	n := int((int64(*benchRSSMB)<<20)*1000/int64(len(sample))) + 1
 	var plain, stored int64
 	var peakKiB int64
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration
 	for i := range b.N {
 		siteName := fmt.Sprintf("rss-%d", i)
 		rec := f.queuedFrom(siteName, layout.Zstd, func(key string) (int64, error) {
@@ -249,6 +274,7 @@ func BenchmarkImportPeakRSS(b *testing.B) {
 			b.Fatalf("import child: %v\n%s", err, out.String())
 		}
 		f.assertImported(rec, n)
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		peak, err := os.ReadFile(eventPath + ".peak")
 		if err != nil {
 			b.Fatal(err)
@@ -266,6 +292,8 @@ func BenchmarkImportPeakRSS(b *testing.B) {
 	b.ReportMetric(float64(plain)/(1<<20), "delta-MiB")
 	b.ReportMetric(float64(stored)/(1<<20), "stored-MiB")
 	b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "products/s")
+	// Per core, without the embedded S3 (it runs in this process).
+	b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "products/cpu-s")
 }
 
 // streamUpload writes n lines (feedbench.Write) zstd-compressed to key in

@@ -38,8 +38,14 @@ var vocabulary = strings.Fields(`organic cotton slim fit shirt with long sleeves
 // Write writes n lines of a realistic delta to w: products of about 1 KB
 // with varied fields and lengths, ids drawn from ten million, and one
 // delete in twenty lines. The same n and seed give the same bytes.
-func Write(w io.Writer, n int, seed uint64) error {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+func Write(w io.Writer, n int, seed uint64) error { return WriteRevision(w, n, seed, 0) }
+
+// WriteRevision writes the lines Write writes for n and seed with the
+// product content of revision rev: the same ids and ops in the same order,
+// every product different from other revisions'.
+func WriteRevision(w io.Writer, n int, seed, rev uint64) error {
+	ids := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	rng := rand.New(rand.NewPCG(seed^rev<<32, rev^0x2545f4914f6cdd1d))
 	words := func(lo, hi int) string {
 		k := lo + rng.IntN(hi-lo+1)
 		w := make([]string, k)
@@ -54,7 +60,7 @@ func Write(w io.Writer, n int, seed uint64) error {
 	enc.SetEscapeHTML(false)
 	for i := range n {
 		line.Reset()
-		id := fmt.Sprintf("sku-%08d", rng.IntN(10_000_000))
+		id := fmt.Sprintf("sku-%08d", ids.IntN(10_000_000))
 		if i%20 == 19 {
 			fmt.Fprintf(&line, `{"op":"delete","id":%q}`+"\n", id)
 		} else {
@@ -108,17 +114,17 @@ func Data(n int, seed uint64) []byte {
 	return buf.Bytes()
 }
 
-// Zstd returns the n lines Write writes, zstd-compressed at the default
-// level (as a client would upload them), and their uncompressed size. Only
-// the compressed bytes are held.
-func Zstd(n int, seed uint64) (data []byte, plain int64, err error) {
+// Zstd returns the n lines WriteRevision writes, zstd-compressed at the
+// default level (as a client would upload them), and their uncompressed
+// size. Only the compressed bytes are held.
+func Zstd(n int, seed, rev uint64) (data []byte, plain int64, err error) {
 	var buf bytes.Buffer
 	enc, err := zstd.NewWriter(&buf)
 	if err != nil {
 		return nil, 0, err
 	}
 	cw := &countingWriter{w: enc}
-	if err := Write(cw, n, seed); err != nil {
+	if err := WriteRevision(cw, n, seed, rev); err != nil {
 		return nil, 0, err
 	}
 	if err := enc.Close(); err != nil {
