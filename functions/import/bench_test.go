@@ -227,7 +227,8 @@ func benchCeiling(b *testing.B, n int, data []byte, plain int64, encode bool) {
 // against the embedded cloud of this process, with the function's spill
 // directory in a temporary directory. The delta is generated while it is
 // streamed to the embedded S3 in multipart parts, never held whole. It
-// reports the child's peak RSS (its VmHWM) and its products per second of
+// reports the child's peak RSS (its VmHWM), the peak size of its temporary
+// files (sampled) and its products per second of
 // CPU time (user + system), the import's per-core throughput without the
 // embedded S3's share.
 //
@@ -237,7 +238,7 @@ func BenchmarkImportPeakRSS(b *testing.B) {
 	sample := feedbench.Data(1000, 7)
 	n := int((int64(*benchRSSMB)<<20)*1000/int64(len(sample))) + 1
 	var plain, stored int64
-	var peakKiB int64
+	var peakKiB, peakDisk int64
 	var elapsed, cpu time.Duration
 	for i := range b.N {
 		siteName := fmt.Sprintf("rss-%d", i)
@@ -267,9 +268,11 @@ func BenchmarkImportPeakRSS(b *testing.B) {
 		}
 		out := &syncbuf.Buffer{}
 		cmd.Stdout, cmd.Stderr = io.Discard, out
+		stopDisk := sampleDisk(spill, &peakDisk)
 		start := time.Now()
 		err = cmd.Run()
 		elapsed += time.Since(start)
+		stopDisk()
 		if err != nil {
 			b.Fatalf("import child: %v\n%s", err, out.String())
 		}
@@ -289,6 +292,7 @@ func BenchmarkImportPeakRSS(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(peakKiB)/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(peakDisk)/(1<<20), "peak-tmp-MiB")
 	b.ReportMetric(float64(plain)/(1<<20), "delta-MiB")
 	b.ReportMetric(float64(stored)/(1<<20), "stored-MiB")
 	b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "products/s")
@@ -370,6 +374,24 @@ func (w *partWriter) flush() error {
 	w.size += int64(w.buf.Len())
 	w.buf.Reset()
 	return nil
+}
+
+// sampleDisk records the largest size of dir's files in *peak, every 50 ms,
+// until the returned stop is called.
+func sampleDisk(dir string, peak *int64) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			*peak = max(*peak, dirSize(dir))
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
 
 func dirSize(dir string) int64 {
