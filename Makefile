@@ -32,7 +32,7 @@ build-PushFunction:
 	$(FUNCTION_BUILD) ./functions/push
 
 .DEFAULT_GOAL := help
-.PHONY: help run cloud test vet fmt-check check lint sam-build test-awscli test-moto test-localstack bench bench-sqs bench-go fuzz clean
+.PHONY: help run cloud test vet fmt-check check lint sam-build test-awscli test-moto test-localstack bench bench-sqs bench-go bench-import fuzz clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -90,7 +90,7 @@ bench-sqs: tools-moto ## FIFO send/receive/delete throughput: embedded SQS vs mo
 	  $(GO) test -run '^$$' -bench 'FIFOThroughput' -benchtime 3s -count 3 ./shared/awstest/ | tee .run/bench-sqs.txt; \
 	$(GO) run ./cmd/benchratio -metric msgs/s -base embedded -floor 20000 -min 10 < .run/bench-sqs.txt
 
-bench: bench-sqs bench-go ## all benchmarks (not part of make check)
+bench: bench-sqs bench-go bench-import ## all benchmarks (not part of make check)
 
 bench-go: ## Go benchmarks: upload→imported latency, runner overhead, delta reader vs ceiling, catalog
 	@mkdir -p .run
@@ -99,6 +99,13 @@ bench-go: ## Go benchmarks: upload→imported latency, runner overhead, delta re
 	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench SQSMapping -benchtime 2000x ./shared/localcloud/runner/ | tee -a .run/bench-go.txt
 	$(GO) test -run '^$$' -bench 'Reader|Ceiling' -benchtime 1s ./shared/feed/ | tee -a .run/bench-go.txt
 	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench 'StageCommit|SmallDelta' -benchtime 5x ./shared/catalog/ | tee -a .run/bench-go.txt
+
+bench-import: ## import products/s per core vs the read+write ceiling (same file, same run), peak RSS on a 1 GiB delta, small deltas/s per site
+	@mkdir -p .run
+	set -o pipefail; $(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench 'Import$$' -cpu 1 -timeout 30m ./functions/import/ -bench.large | tee .run/bench-import.txt
+	set -o pipefail; $(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench ImportPeakRSS -benchtime 1x -timeout 30m ./functions/import/ -bench.rss-mb 1024 | tee -a .run/bench-import.txt
+	set -o pipefail; $(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench SmallDeltas -benchtime 500x ./e2e/ | tee -a .run/bench-import.txt
+	$(GO) run ./cmd/benchratio -metric products/s -base import -min 0.5 -against ceiling < .run/bench-import.txt
 
 fuzz: ## every fuzz target for FUZZTIME (default 30s) each, then SCHEDULES (default 5000) randomized pipeline schedules
 	$(CLEAN_AWS_ENV) $(GO) test -count=1 -timeout 2h -run TestRandomSchedules ./e2e/ -schedules=$${SCHEDULES:-5000}

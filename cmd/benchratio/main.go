@@ -1,13 +1,15 @@
 // Command benchratio reads `go test -bench` output on stdin and prints, for
 // each benchmark with sub-benchmarks, a metric of every sub-benchmark and
-// its ratio to a baseline sub-benchmark measured in the same run.
+// its ratio to a baseline sub-benchmark measured in the same run. Siblings
+// are grouped by everything before the last "/", so nested benchmarks
+// (BenchmarkImport/100k/import) compare within their own group.
 //
 //	go test -bench FIFOThroughput ./shared/awstest | benchratio -metric msgs/s -base embedded
 //
 // With -min, it exits non-zero when the baseline's ratio to any other
-// sub-benchmark is below the given factor, or the baseline's metric is below
-// -floor, so make targets can state a target without timing assertions in
-// tests.
+// sub-benchmark (or only to those -against names) is below the given
+// factor, or the baseline's metric is below -floor, so make targets can
+// state a target without timing assertions in tests.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,10 +44,11 @@ func parse(in io.Reader, metric string) (map[string]map[string]result, error) {
 			continue
 		}
 		name := gomaxprocs.ReplaceAllString(f[0], "")
-		parent, sub, ok := strings.Cut(name, "/")
-		if !ok {
+		i := strings.LastIndex(name, "/")
+		if i < 0 {
 			continue
 		}
+		parent, sub := name[:i], name[i+1:]
 		for i := 2; i+1 < len(f); i += 2 {
 			if f[i+1] != metric {
 				continue
@@ -69,6 +73,7 @@ func main() {
 	metric := flag.String("metric", "msgs/s", "the metric to compare (its unit as go test prints it)")
 	base := flag.String("base", "embedded", "the baseline sub-benchmark")
 	minRatio := flag.Float64("min", 0, "fail when baseline/other is below this for any other sub-benchmark")
+	against := flag.String("against", "", "comma-separated sub-benchmarks -min applies to (default: every other)")
 	floor := flag.Float64("floor", 0, "fail when the baseline's metric is below this")
 	flag.Parse()
 	results, err := parse(os.Stdin, *metric)
@@ -80,7 +85,31 @@ func main() {
 		fmt.Fprintf(os.Stderr, "benchratio: no sub-benchmark reported %s\n", *metric)
 		os.Exit(2)
 	}
-	failed := false
+	t := target{base: *base, min: *minRatio, floor: *floor}
+	if *against != "" {
+		t.against = strings.Split(*against, ",")
+	}
+	if !report(os.Stdout, results, *metric, t) {
+		os.Exit(1)
+	}
+}
+
+// target is what report compares and checks.
+type target struct {
+	base    string
+	min     float64
+	against []string // nil: every other sub-benchmark
+	floor   float64
+}
+
+func (t target) checks(sub string) bool {
+	return t.min > 0 && (t.against == nil || slices.Contains(t.against, sub))
+}
+
+// report prints every group's metric and ratios and says whether every
+// target was met.
+func report(w io.Writer, results map[string]map[string]result, metric string, t target) bool {
+	ok := true
 	parents := make([]string, 0, len(results))
 	for p := range results {
 		parents = append(parents, p)
@@ -88,8 +117,8 @@ func main() {
 	sort.Strings(parents)
 	for _, p := range parents {
 		subs := results[p]
-		b, ok := subs[*base]
-		fmt.Printf("%s (%s, mean of runs)\n", p, *metric)
+		b, hasBase := subs[t.base]
+		fmt.Fprintf(w, "%s (%s, mean of runs)\n", p, metric)
 		names := make([]string, 0, len(subs))
 		for s := range subs {
 			names = append(names, s)
@@ -98,30 +127,32 @@ func main() {
 		for _, s := range names {
 			v := subs[s].mean()
 			line := fmt.Sprintf("  %-14s %12.0f", s, v)
-			if ok && s != *base && v > 0 {
+			if hasBase && s != t.base && v > 0 {
 				ratio := b.mean() / v
-				line += fmt.Sprintf("   %s is %.1f× %s", *base, ratio, s)
-				if *minRatio > 0 && ratio < *minRatio {
-					line += fmt.Sprintf("  (target ≥ %.1f×: MISSED)", *minRatio)
-					failed = true
+				line += fmt.Sprintf("   %s is %.2f× %s", t.base, ratio, s)
+				if t.checks(s) {
+					if ratio < t.min {
+						line += fmt.Sprintf("  (target ≥ %.2f×: MISSED)", t.min)
+						ok = false
+					} else {
+						line += fmt.Sprintf("  (target ≥ %.2f×: met)", t.min)
+					}
 				}
 			}
-			if s == *base && *floor > 0 {
-				if v < *floor {
-					line += fmt.Sprintf("   (target ≥ %.0f: MISSED)", *floor)
-					failed = true
+			if s == t.base && t.floor > 0 {
+				if v < t.floor {
+					line += fmt.Sprintf("   (target ≥ %.0f: MISSED)", t.floor)
+					ok = false
 				} else {
-					line += fmt.Sprintf("   (target ≥ %.0f: met)", *floor)
+					line += fmt.Sprintf("   (target ≥ %.0f: met)", t.floor)
 				}
 			}
-			fmt.Println(line)
+			fmt.Fprintln(w, line)
 		}
-		if !ok {
-			fmt.Printf("  no %q sub-benchmark to compare against\n", *base)
-			failed = true
+		if !hasBase {
+			fmt.Fprintf(w, "  no %q sub-benchmark to compare against\n", t.base)
+			ok = false
 		}
 	}
-	if failed {
-		os.Exit(1)
-	}
+	return ok
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/catalog"
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/localcloud"
 	"github.com/feedpipe/feedpipe/shared/localcloud/localcloudtest"
 	"github.com/feedpipe/feedpipe/shared/messages"
 	"github.com/feedpipe/feedpipe/shared/site"
@@ -26,8 +27,9 @@ import (
 
 // fixture is an import handler on a fresh embedded cloud.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
+	cloud  *localcloud.Cloud
 	s3     *s3.Client
 	s3f    *flakyS3
 	sqs    *recordingQueue
@@ -40,7 +42,7 @@ type fixture struct {
 
 const testBudget = 3
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	lc := localcloudtest.Start(t)
@@ -49,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	lc.Buckets(t, store)
 	queueURL := lc.Queue(t, "import.fifo", nil)
 	logs := &syncbuf.Buffer{}
-	f := &fixture{t: t, ctx: ctx, s3: s3c, s3f: &flakyS3{objectAPI: s3c}, sqs: &recordingQueue{next: sqsc}, logs: logs, store: store, queue: queueURL}
+	f := &fixture{t: t, ctx: ctx, cloud: lc.Cloud, s3: s3c, s3f: &flakyS3{objectAPI: s3c}, sqs: &recordingQueue{next: sqsc}, logs: logs, store: store, queue: queueURL}
 	f.h = &Handler{S3: f.s3f, SQS: f.sqs, Catalog: catalog.New(s3c, store), Uploads: uploads.NewStore(s3c, store),
 		StoreBucket: store, ImportQueueURL: f.queue, RetryBudget: testBudget,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))}
@@ -92,13 +94,31 @@ func (q *recordingQueue) ChangeMessageVisibility(_ context.Context, in *sqs.Chan
 // would; body, when not nil, is stored as its imported object.
 func (f *fixture) queued(siteName string, enc layout.Encoding, body []byte) uploads.Record {
 	f.t.Helper()
+	return f.queuedFrom(siteName, enc, func(key string) (int64, error) {
+		if body == nil {
+			return 0, nil
+		}
+		_, err := f.s3.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(f.store), Key: aws.String(key), Body: bytes.NewReader(body)})
+		return int64(len(body)), err
+	})
+}
+
+// queuedFrom allocates a delta upload, has store write its imported object
+// under key (returning its size), and moves the upload to queued.
+func (f *fixture) queuedFrom(siteName string, enc layout.Encoding, store func(key string) (int64, error)) uploads.Record {
+	f.t.Helper()
 	now := time.Now().UTC()
-	rec, err := f.h.Uploads.Allocate(f.ctx, uploads.Record{Site: siteName, Mode: uploads.Delta, ContentLength: int64(len(body)),
+	rec, err := f.h.Uploads.Allocate(f.ctx, uploads.Record{Site: siteName, Mode: uploads.Delta,
 		ContentEncoding: string(enc), ExpiresAt: now.Add(time.Hour), State: uploads.AwaitingUpload}, layout.NewUploadID)
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	size, err := store(importKey(rec))
+	if err != nil {
+		f.t.Fatalf("store the upload of %s: %v", siteName, err)
+	}
 	rec, err = f.h.Uploads.Update(f.ctx, siteName, rec.Sequence, func(r *uploads.Record) error {
+		r.ContentLength = size
 		if err := r.Move(uploads.Received, now); err != nil {
 			return err
 		}
@@ -106,12 +126,6 @@ func (f *fixture) queued(siteName string, enc layout.Encoding, body []byte) uplo
 	})
 	if err != nil {
 		f.t.Fatal(err)
-	}
-	if body != nil {
-		_, err := f.s3.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(f.store), Key: aws.String(importKey(rec)), Body: bytes.NewReader(body)})
-		if err != nil {
-			f.t.Fatal(err)
-		}
 	}
 	return rec
 }

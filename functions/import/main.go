@@ -26,26 +26,34 @@ func main() {
 }
 
 func run() error {
-	ctx := context.Background()
-	clients, err := awsconfig.Load(ctx)
+	h, err := handlerFromEnv(context.Background())
 	if err != nil {
 		return err
+	}
+	lambda.Start(h.Handle)
+	return nil
+}
+
+// handlerFromEnv builds the handler from the function's environment, as the
+// Lambda runs it.
+func handlerFromEnv(ctx context.Context) (*Handler, error) {
+	clients, err := awsconfig.Load(ctx)
+	if err != nil {
+		return nil, err
 	}
 	env, err := layout.RequireEnv(layout.EnvStoreBucket, layout.EnvImportQueueURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	budget, err := layout.EnvInt("IMPORT_RETRY_BUDGET", DefaultRetryBudget, 1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	store := env[layout.EnvStoreBucket]
-	h := &Handler{
+	return &Handler{
 		S3: clients.S3, SQS: clients.SQS, Catalog: catalog.New(clients.S3, store, catalog.WithTempDir(os.TempDir())),
 		Uploads: uploads.NewStore(clients.S3, store), StoreBucket: store, ImportQueueURL: env[layout.EnvImportQueueURL],
 		RetryBudget: budget, Logger: logging.New("import"),
 		Metrics: metrics.New(os.Stdout, metrics.Namespace, "import", time.Now),
-	}
-	lambda.Start(h.Handle)
-	return nil
+	}, nil
 }

@@ -1,0 +1,406 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/feedpipe/feedpipe/shared/feed/feedbench"
+	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/metrics"
+	"github.com/feedpipe/feedpipe/shared/syncbuf"
+	"github.com/feedpipe/feedpipe/shared/uploads"
+)
+
+var (
+	benchLarge = flag.Bool("bench.large", false, "BenchmarkImport also imports a 1M-product delta")
+	benchRSSMB = flag.Int("bench.rss-mb", 64, "uncompressed MiB of the delta BenchmarkImportPeakRSS imports")
+)
+
+// childEvent names, in a re-executed test binary, the file holding the SQS
+// event it handles as the import function (see BenchmarkImportPeakRSS).
+const childEvent = "FEEDPIPE_IMPORT_BENCH_EVENT"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childEvent); path != "" {
+		if err := importChild(path); err != nil {
+			fmt.Fprintln(os.Stderr, "import child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// importChild handles one SQS event with the handler main builds from the
+// environment, then writes its peak RSS (VmHWM, e.g. "123456 kB") next to
+// the event file. Not getrusage's ru_maxrss: Go starts children with
+// CLONE_VM, so the child's ru_maxrss inherits the parent's high-water mark
+// at exec, and the parent here holds the embedded S3's objects.
+func importChild(eventPath string) error {
+	body, err := os.ReadFile(eventPath)
+	if err != nil {
+		return err
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	h, err := handlerFromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := h.Handle(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if len(resp.BatchItemFailures) != 0 {
+		return fmt.Errorf("batch item failures: %v", resp.BatchItemFailures)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return err
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return os.WriteFile(eventPath+".peak", []byte(strings.TrimSpace(v)), 0o600)
+		}
+	}
+	return errors.New("no VmHWM in /proc/self/status")
+}
+
+// functionEnv is the import function's environment on f's cloud: the
+// variables main reads, and nothing of the caller's AWS setup.
+func (f *fixture) functionEnv(dir string) map[string]string {
+	lc := f.cloud
+	ak, sk := lc.Credentials()
+	none := filepath.Join(dir, "no-aws-config")
+	return map[string]string{
+		"AWS_ENDPOINT_URL": lc.Endpoint(), "AWS_REGION": lc.Region(),
+		"AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk,
+		"AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none, "AWS_EC2_METADATA_DISABLED": "true",
+		layout.EnvStoreBucket: f.store, layout.EnvImportQueueURL: f.queue,
+	}
+}
+
+// BenchmarkImport measures import throughput through the import function's
+// handler, built as main builds it, on the embedded cloud in process: a
+// zstd delta of n products of about 1 KB (feedbench.Write), into a new
+// site's empty catalog ("new") and onto a catalog that already holds every
+// id of the delta, each product changing ("update"; the catalog is imported
+// untimed first). Sibling sub-benchmarks time, on the same file, the
+// read+write ceiling (zstd decode, line split, id scan, one zstd encode at
+// the fastest level) and its read-only part. All report products/s; run
+// with -cpu 1 for per-core figures, and cmd/benchratio prints the ratios:
+//
+//	go test -run '^$' -bench 'Import$' -cpu 1 ./functions/import/ -bench.large |
+//	  go run ./cmd/benchratio -metric products/s -base import -min 0.5 -against ceiling
+func BenchmarkImport(b *testing.B) {
+	sizes := []int{1_000, 100_000}
+	if *benchLarge {
+		sizes = append(sizes, 1_000_000)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
+			for _, update := range []bool{false, true} {
+				name := "new"
+				if update {
+					name = "update"
+				}
+				b.Run(name, func(b *testing.B) {
+					var base []byte
+					if update {
+						var err error
+						if base, _, err = feedbench.Zstd(n, uint64(n), 0); err != nil {
+							b.Fatal(err)
+						}
+					}
+					data, plain, err := feedbench.Zstd(n, uint64(n), 1)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Run("import", func(b *testing.B) { benchImport(b, n, base, data, plain) })
+					base = nil
+					b.Run("ceiling", func(b *testing.B) { benchCeiling(b, n, data, plain, true) })
+					b.Run("read", func(b *testing.B) { benchCeiling(b, n, data, plain, false) })
+				})
+			}
+		})
+	}
+}
+
+// benchImport times the import of data, onto a catalog holding base when
+// base is not nil.
+func benchImport(b *testing.B, n int, base, data []byte, plain int64) {
+	f := newFixture(b)
+	for k, v := range f.functionEnv(b.TempDir()) {
+		b.Setenv(k, v)
+	}
+	h, err := handlerFromEnv(f.ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Logger = slog.New(slog.DiscardHandler)
+	h.Metrics = metrics.New(io.Discard, metrics.Namespace, "import", time.Now)
+	handle := func(rec uploads.Record) {
+		msg := f.message(rec.Site, deltaBody(rec), 1)
+		resp, err := h.Handle(f.ctx, events.SQSEvent{Records: []events.SQSMessage{msg}})
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			b.Fatalf("import: %v %v\n%s", err, resp.BatchItemFailures, f.logs.String())
+		}
+	}
+	b.SetBytes(plain)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		siteName := fmt.Sprintf("bench-%d", i)
+		if base != nil {
+			rec := f.queued(siteName, layout.Zstd, base)
+			handle(rec)
+			f.assertImported(rec, n)
+		}
+		rec := f.queued(siteName, layout.Zstd, data)
+		b.StartTimer()
+		handle(rec)
+		b.StopTimer()
+		f.assertImported(rec, n)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "products/s")
+	b.ReportMetric(float64(plain)/float64(len(data)), "zstd-ratio")
+}
+
+// assertImported checks that rec was imported with all its n lines.
+func (f *fixture) assertImported(rec uploads.Record, n int) {
+	f.t.Helper()
+	got, _, err := f.h.Uploads.Get(f.ctx, rec.Site, rec.Sequence)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if got.State != uploads.Imported || got.Counts == nil || got.Counts.Lines != int64(n) || got.Counts.Rejected != 0 {
+		f.t.Fatalf("upload %s/%d: %s (%s) counts %+v, want imported with %d lines", rec.Site, rec.Sequence, got.State, got.Reason, got.Counts, n)
+	}
+}
+
+func benchCeiling(b *testing.B, n int, data []byte, plain int64, encode bool) {
+	c, err := feedbench.NewCeiling()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.SetBytes(plain)
+	for range b.N {
+		lines, err := c.Run(bytes.NewReader(data), encode)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if lines != n {
+			b.Fatalf("%d lines, want %d", lines, n)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "products/s")
+}
+
+// BenchmarkImportPeakRSS imports a delta of -bench.rss-mb MiB of NDJSON
+// (feedbench.Write, uploaded zstd-compressed as a client would) in a child
+// process: this test binary re-executed to run the handler main builds,
+// against the embedded cloud of this process, with the function's spill
+// directory in a temporary directory. The delta is generated while it is
+// streamed to the embedded S3 in multipart parts, never held whole. It
+// reports the child's peak RSS (its VmHWM), the peak size of its temporary
+// files (sampled) and its products per second of
+// CPU time (user + system), the import's per-core throughput without the
+// embedded S3's share.
+//
+//	go test -run '^$' -bench ImportPeakRSS -benchtime 1x ./functions/import/ -bench.rss-mb 1024
+func BenchmarkImportPeakRSS(b *testing.B) {
+	f := newFixture(b)
+	sample := feedbench.Data(1000, 7)
+	n := int((int64(*benchRSSMB)<<20)*1000/int64(len(sample))) + 1
+	var plain, stored int64
+	var peakKiB, peakDisk int64
+	var elapsed, cpu time.Duration
+	for i := range b.N {
+		siteName := fmt.Sprintf("rss-%d", i)
+		rec := f.queuedFrom(siteName, layout.Zstd, func(key string) (int64, error) {
+			var err error
+			plain, stored, err = f.streamUpload(key, n, 7)
+			return stored, err
+		})
+		dir := b.TempDir()
+		msg := f.message(siteName, deltaBody(rec), 1)
+		event, err := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{msg}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		eventPath := filepath.Join(dir, "event.json")
+		if err := os.WriteFile(eventPath, event, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		spill := filepath.Join(dir, "tmp")
+		if err := os.Mkdir(spill, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + spill, childEvent + "=" + eventPath}
+		for k, v := range f.functionEnv(dir) {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out := &syncbuf.Buffer{}
+		cmd.Stdout, cmd.Stderr = io.Discard, out
+		stopDisk := sampleDisk(spill, &peakDisk)
+		start := time.Now()
+		err = cmd.Run()
+		elapsed += time.Since(start)
+		stopDisk()
+		if err != nil {
+			b.Fatalf("import child: %v\n%s", err, out.String())
+		}
+		f.assertImported(rec, n)
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		peak, err := os.ReadFile(eventPath + ".peak")
+		if err != nil {
+			b.Fatal(err)
+		}
+		kib, err := strconv.ParseInt(strings.TrimSuffix(string(peak), " kB"), 10, 64)
+		if err != nil {
+			b.Fatalf("child's VmHWM %q: %v", peak, err)
+		}
+		peakKiB = max(peakKiB, kib)
+		if left := dirSize(spill); left != 0 {
+			b.Errorf("the import left %d bytes in its temporary directory", left)
+		}
+	}
+	b.ReportMetric(float64(peakKiB)/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(peakDisk)/(1<<20), "peak-tmp-MiB")
+	b.ReportMetric(float64(plain)/(1<<20), "delta-MiB")
+	b.ReportMetric(float64(stored)/(1<<20), "stored-MiB")
+	b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "products/s")
+	// Per core, without the embedded S3 (it runs in this process).
+	b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "products/cpu-s")
+}
+
+// streamUpload writes n lines (feedbench.Write) zstd-compressed to key in
+// 16 MiB multipart parts, and returns the plain and the stored size.
+func (f *fixture) streamUpload(key string, n int, seed uint64) (plain, stored int64, err error) {
+	up, err := f.s3.CreateMultipartUpload(f.ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(f.store), Key: aws.String(key)})
+	if err != nil {
+		return 0, 0, err
+	}
+	pw := &partWriter{f: f, key: key, id: aws.ToString(up.UploadId)}
+	enc, err := zstd.NewWriter(pw)
+	if err != nil {
+		return 0, 0, err
+	}
+	cw := &countWriter{w: enc}
+	if err := feedbench.Write(cw, n, seed); err != nil {
+		return 0, 0, err
+	}
+	if err := enc.Close(); err != nil {
+		return 0, 0, err
+	}
+	if err := pw.flush(); err != nil {
+		return 0, 0, err
+	}
+	_, err = f.s3.CompleteMultipartUpload(f.ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(f.store), Key: aws.String(key),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: pw.parts}})
+	return cw.n, pw.size, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// partWriter uploads what is written to it as parts of a multipart upload.
+type partWriter struct {
+	f     *fixture
+	key   string
+	id    string
+	buf   bytes.Buffer
+	parts []types.CompletedPart
+	size  int64
+}
+
+const partSize = 16 << 20
+
+func (w *partWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if w.buf.Len() >= partSize {
+		if err := w.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (w *partWriter) flush() error {
+	if w.buf.Len() == 0 {
+		return nil
+	}
+	num := aws.Int32(int32(len(w.parts) + 1))
+	out, err := w.f.s3.UploadPart(w.f.ctx, &s3.UploadPartInput{Bucket: aws.String(w.f.store), Key: aws.String(w.key), UploadId: aws.String(w.id),
+		PartNumber: num, Body: bytes.NewReader(w.buf.Bytes())})
+	if err != nil {
+		return fmt.Errorf("upload part %d: %w", *num, err)
+	}
+	w.parts = append(w.parts, types.CompletedPart{ETag: out.ETag, PartNumber: num})
+	w.size += int64(w.buf.Len())
+	w.buf.Reset()
+	return nil
+}
+
+// sampleDisk records the largest size of dir's files in *peak, every 50 ms,
+// until the returned stop is called.
+func sampleDisk(dir string, peak *int64) (stop func()) {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			*peak = max(*peak, dirSize(dir))
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
