@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/feedpipe/feedpipe/shared/apiauth"
+	"github.com/feedpipe/feedpipe/shared/clock"
 	"github.com/feedpipe/feedpipe/shared/localcloud"
 	"github.com/feedpipe/feedpipe/shared/localcloud/runner"
 	"github.com/feedpipe/feedpipe/shared/site"
@@ -39,6 +40,8 @@ type stack struct {
 	site   string
 	runner *runner.Runner
 	logs   *syncbuf.Buffer
+	// clock is the embedded cloud's clock; nil on an external endpoint.
+	clock *clock.Clock
 }
 
 var buildDir = filepath.Join(os.TempDir(), "feedpipe-e2e-build")
@@ -56,6 +59,7 @@ func start(t testing.TB, params map[string]string) *stack {
 		t.Cleanup(func() { _ = cloud.Close() })
 		endpoint = cloud.Endpoint()
 		cfg.Clock = cloud.Clock()
+		cfg.QueueStats = cloud.SQS.Stats
 	}
 	cfg.Endpoint = endpoint
 	logs := &syncbuf.Buffer{}
@@ -76,7 +80,7 @@ func start(t testing.TB, params map[string]string) *stack {
 	if err := site.Save(ctx, client, r.BucketName("StoreBucket"), site.Config{Site: "shop", TokenHashes: []string{hash}}); err != nil {
 		t.Fatal(err)
 	}
-	return &stack{t: t, api: r.HTTPEndpoint(), token: token, site: "shop", runner: r, logs: logs}
+	return &stack{t: t, api: r.HTTPEndpoint(), token: token, site: "shop", runner: r, logs: logs, clock: cfg.Clock}
 }
 
 func randomSuffix() string { return fmt.Sprintf("%06x", rand.IntN(1<<24)) }

@@ -58,6 +58,7 @@ func (c *runCmd) Run(ctx context.Context) error {
 	}
 	if cloud != nil {
 		rcfg.Clock = cloud.Clock()
+		rcfg.QueueStats = cloud.SQS.Stats
 	}
 	fmt.Fprintf(os.Stderr, "building functions and wiring %s onto %s …\n", c.Template, endpoint)
 	r, err := runner.Start(ctx, rcfg)

@@ -417,9 +417,12 @@ func (h *Handler) judge(ctx context.Context, siteName string, cfg site.Config, h
 		switch {
 		case feed.BudgetExceeded(p.stats, cfg.Strict):
 			reason, message = uploads.ReasonErrorBudget, fmt.Sprintf("%d of %d lines were rejected, over the site's error budget", p.stats.Rejected, p.stats.Lines)
-		case p.stats.Lines == 0:
+		case p.stats.Lines == 0 && p.rec.Mode != uploads.Full:
 			reason, message = uploads.ReasonEmpty, "the file holds no lines"
 		case p.rec.Mode == uploads.Full:
+			// An empty full file is the "0 products imported" incident: held
+			// by the guard below like any full upload that leaves nothing,
+			// and applied (emptying the catalog) only with allowEmpty.
 			ratio := cfg.MaxFullDeleteRatio
 			if p.rec.MaxFullDeleteRatio != nil {
 				ratio = *p.rec.MaxFullDeleteRatio

@@ -164,8 +164,16 @@ func readAlarm(id string, props map[string]any, res *samtemplate.Resolver) (Alar
 		dm, _ := d.(map[string]any)
 		var name, value string
 		if err := errorsJoin(
-			func() error { var e error; name, e = res.String(dm["Name"], fmt.Sprintf("%s.Dimensions[%d].Name", path, i)); return e },
-			func() error { var e error; value, e = res.String(dm["Value"], fmt.Sprintf("%s.Dimensions[%d].Value", path, i)); return e },
+			func() error {
+				var e error
+				name, e = res.String(dm["Name"], fmt.Sprintf("%s.Dimensions[%d].Name", path, i))
+				return e
+			},
+			func() error {
+				var e error
+				value, e = res.String(dm["Value"], fmt.Sprintf("%s.Dimensions[%d].Value", path, i))
+				return e
+			},
 		); err != nil {
 			return Alarm{}, err
 		}

@@ -108,7 +108,7 @@ func TestStatistics(t *testing.T) {
 		m.Put("ns", "M", dims, v, t0.Add(time.Duration(i)*time.Second))
 	}
 	m.Put("ns", "M", map[string]string{"function": "push", "site": "a"}, 100, t0) // another dimension set
-	m.Put("ns", "M", dims, 1000, t0.Add(time.Minute))                              // outside the window
+	m.Put("ns", "M", dims, 1000, t0.Add(time.Minute))                             // outside the window
 	for stat, want := range map[string]float64{"Sum": 12, "Maximum": 8, "Minimum": 1, "Average": 4, "SampleCount": 3} {
 		got, ok := m.Statistic("ns", "M", dims, stat, t0, t0.Add(time.Minute))
 		if !ok || got != want {

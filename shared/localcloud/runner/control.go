@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,6 +17,10 @@ const ControlPrefix = "/_feedpipe/"
 //	GET  /_feedpipe/health                      the stack's state
 //	POST /_feedpipe/schedules/{name}/fire       fire a schedule now
 //	POST /_feedpipe/clock/advance?by=90s        move the clock forward
+//	GET  /_feedpipe/alarms                      every alarm's state
+//	GET  /_feedpipe/queues                      every queue's depth and age
+//	POST /_feedpipe/functions/{id}/mappings?enabled=false
+//	                                            disable (or enable) a function's SQS mappings
 func (r *Runner) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_feedpipe/health", func(w http.ResponseWriter, req *http.Request) {
@@ -48,6 +53,36 @@ func (r *Runner) controlHandler() http.Handler {
 		}
 		r.cfg.Clock.Advance(d)
 		writeJSON(w, http.StatusOK, map[string]any{"time": r.cfg.Clock.Now().UTC().Format(time.RFC3339Nano)})
+	})
+	mux.HandleFunc("GET /_feedpipe/alarms", func(w http.ResponseWriter, req *http.Request) {
+		type alarmDoc struct {
+			Name        string    `json:"name"`
+			State       string    `json:"state"`
+			Reason      string    `json:"reason"`
+			Description string    `json:"description,omitempty"`
+			Metric      string    `json:"metric"`
+			Since       time.Time `json:"since"`
+		}
+		out := []alarmDoc{}
+		for _, s := range r.Alarms() {
+			out = append(out, alarmDoc{Name: s.Name, State: s.State, Reason: s.Reason, Description: s.Description, Metric: s.Metric, Since: s.Since.UTC()})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"alarms": out})
+	})
+	mux.HandleFunc("GET /_feedpipe/queues", func(w http.ResponseWriter, req *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"queues": r.Queues(req.Context())})
+	})
+	mux.HandleFunc("POST /_feedpipe/functions/{id}/mappings", func(w http.ResponseWriter, req *http.Request) {
+		enabled, err := strconv.ParseBool(req.URL.Query().Get("enabled"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"code": "BadRequest", "message": "enabled must be true or false"}})
+			return
+		}
+		if err := r.SetMappingsEnabled(req.PathValue("id"), enabled); err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "NoSuchMapping", "message": err.Error()}})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"function": req.PathValue("id"), "enabled": enabled})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeGatewayError(w, http.StatusNotFound, "Not Found")

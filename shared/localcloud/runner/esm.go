@@ -97,6 +97,74 @@ type poller struct {
 	invoke func(ctx context.Context, function string, payload []byte) (invocationResult, error)
 	logger *slog.Logger
 	stats  mappingStats
+
+	// gate is closed while the mapping is enabled; a disabled mapping
+	// holds an open one, which its pollers wait on before they receive.
+	gateMu sync.Mutex
+	gate   chan struct{}
+}
+
+// newPoller returns an enabled poller.
+func newPoller(m SQSMapping, c *sqs.Client, clk *clock.Clock, invoke func(context.Context, string, []byte) (invocationResult, error), logger *slog.Logger) *poller {
+	gate := make(chan struct{})
+	close(gate)
+	return &poller{m: m, sqs: c, clock: clk, invoke: invoke, logger: logger, gate: gate}
+}
+
+// setEnabled enables or disables the mapping, like UpdateEventSourceMapping
+// with Enabled: a disabled mapping stops receiving (a long poll already
+// under way still delivers its batch), and messages wait in the queue.
+func (p *poller) setEnabled(enabled bool) {
+	p.gateMu.Lock()
+	defer p.gateMu.Unlock()
+	open := false
+	select {
+	case <-p.gate:
+		open = true
+	default:
+	}
+	switch {
+	case enabled && !open:
+		close(p.gate)
+	case !enabled && open:
+		p.gate = make(chan struct{})
+	}
+}
+
+func (p *poller) enabled() bool {
+	p.gateMu.Lock()
+	defer p.gateMu.Unlock()
+	select {
+	case <-p.gate:
+		return true
+	default:
+		return false
+	}
+}
+
+// release makes msgs visible again at once.
+func (p *poller) release(ctx context.Context, msgs []types.Message) {
+	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(msgs))
+	for i, m := range msgs {
+		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}
+	}
+	out, err := p.sqs.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(p.m.QueueURL), Entries: entries})
+	if err == nil && len(out.Failed) > 0 {
+		err = fmt.Errorf("%d of %d entries failed: %s", len(out.Failed), len(msgs), aws.ToString(out.Failed[0].Message))
+	}
+	if err != nil {
+		p.logger.Warn("event source mapping: could not release a batch received while disabled; it returns when its visibility timeout ends", "function", p.m.Function, "err", err)
+	}
+}
+
+func (p *poller) waitEnabled(ctx context.Context) {
+	p.gateMu.Lock()
+	gate := p.gate
+	p.gateMu.Unlock()
+	select {
+	case <-gate:
+	case <-ctx.Done():
+	}
 }
 
 // invocationResult is what the runner needs to know of one invocation.
@@ -122,6 +190,10 @@ func (p *poller) run(ctx context.Context) {
 func (p *poller) loop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		p.waitEnabled(ctx)
+		if ctx.Err() != nil {
+			return
+		}
 		msgs, err := p.receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -138,6 +210,12 @@ func (p *poller) loop(ctx context.Context) {
 		}
 		backoff = 100 * time.Millisecond
 		if len(msgs) == 0 {
+			continue
+		}
+		if !p.enabled() {
+			// Disabled during the long poll: the batch goes back to the
+			// queue uninvoked.
+			p.release(ctx, msgs)
 			continue
 		}
 		p.process(ctx, msgs)

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/feedpipe/feedpipe/shared/clock"
+	"github.com/feedpipe/feedpipe/shared/localcloud/alarms"
 	"github.com/feedpipe/feedpipe/shared/localcloud/lambdaruntime"
 	"github.com/feedpipe/feedpipe/shared/samtemplate"
 )
@@ -55,6 +56,10 @@ type Config struct {
 	Env       map[string]string
 	Logger    *slog.Logger // runner logs; default discard
 	LogOutput io.Writer    // function output, prefixed per function; default os.Stderr
+	// QueueStats, when set, reads queue stats from the cloud itself (the
+	// embedded cloud); the queues' age then feeds the alarms. Without it the
+	// runner asks GetQueueAttributes, which has no age.
+	QueueStats QueueStatsFunc
 }
 
 func (c *Config) setDefaults() error {
@@ -110,6 +115,9 @@ type Runner struct {
 	notes     []string
 	unused    []string
 
+	metrics   *alarms.Metrics
+	evaluator *alarms.Evaluator
+
 	pollers   []*poller
 	scheduler *scheduler
 	api       *httpAPI
@@ -138,7 +146,9 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		cfg: cfg, tpl: tpl,
 		resolver: samtemplate.NewResolver(tpl, cfg.StackName, cfg.Region, cfg.AccountID, cfg.Parameters),
 		queues:   map[string]*queue{}, buckets: map[string]string{},
+		metrics: alarms.NewMetrics(),
 	}
+	r.cfg.LogOutput = &emfTee{w: cfg.LogOutput, metrics: r.metrics, clock: cfg.Clock, warn: cfg.Logger.Warn}
 	for name := range cfg.Parameters {
 		if _, ok := tpl.Parameters[name]; !ok {
 			return nil, fmt.Errorf("parameter override %s: the template has no such parameter", name)
@@ -173,6 +183,9 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 			return nil, err
 		}
 	}
+	if err := r.startAlarms(); err != nil {
+		return nil, err
+	}
 	if err := r.startFunctions(ctx); err != nil {
 		return nil, err
 	}
@@ -192,7 +205,7 @@ func (r *Runner) checkTypes() error {
 	for _, n := range names {
 		t := r.tpl.Resources[n].Type
 		switch t {
-		case typeFunction, typeQueue, typeBucket:
+		case typeFunction, typeQueue, typeBucket, typeAlarm:
 			if r.tpl.Resources[n].Condition != "" {
 				return fmt.Errorf("Resources.%s.Condition: conditional resources are not supported by the local runner", n)
 			}
@@ -268,7 +281,7 @@ func (r *Runner) startDrivers() error {
 		if !m.Enabled {
 			continue
 		}
-		p := &poller{m: *m, sqs: r.sqs, clock: r.cfg.Clock, invoke: r.invoke, logger: r.cfg.Logger}
+		p := newPoller(*m, r.sqs, r.cfg.Clock, r.invoke, r.cfg.Logger)
 		r.pollers = append(r.pollers, p)
 		r.wg.Add(1)
 		go func() {
@@ -286,6 +299,11 @@ func (r *Runner) startDrivers() error {
 	for _, s := range r.schedules {
 		r.scheduler.start(ctx, s)
 	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.runAlarms(ctx)
+	}()
 	r.api = newHTTPAPI(r.routes, r.invoke, r.cfg.Clock, r.cfg.AccountID, r.cfg.Logger)
 	r.api.extra = r.controlHandler()
 	l, err := net.Listen("tcp", r.cfg.HTTPAddr)
@@ -402,6 +420,7 @@ func (r *Runner) Summary() string {
 	for _, m := range r.mappings {
 		fmt.Fprintf(&b, "    %-24s ← %s (batch %d, concurrency %d, partial failures %v)\n", m.Function, m.QueueARN, m.BatchSize, m.MaxConcurrency, m.ReportBatchItemFailures)
 	}
+	fmt.Fprintf(&b, "  alarms        %d from the template, evaluated every %v of the stack's clock (GET %salarms)\n", len(r.evaluator.Alarms()), alarmInterval, ControlPrefix)
 	fmt.Fprintf(&b, "  schedules\n")
 	for _, s := range r.schedules {
 		state := "enabled"

@@ -31,7 +31,6 @@ var notEnforced = map[string]string{
 	typeQueuePolicy:              "IAM is not enforced locally",
 	typeBucketPol:                "bucket policies are not enforced locally",
 	"AWS::Logs::LogGroup":        "function logs go to the runner's output",
-	"AWS::CloudWatch::Alarm":     "alarms are not evaluated yet",
 	"AWS::SNS::Topic":            "no SNS in the local cloud",
 	"AWS::IAM::Role":             "IAM is not enforced locally",
 	"AWS::Serverless::HttpApi":   "the runner serves every HttpApi route on one port",
