@@ -39,7 +39,7 @@ help: ## list the commands
 
 # The dev stack runs the schedule every 5 s with a 2 s grace, so an abandoned
 # upload resolves within about ten seconds of its expiry; webhooks may use http to loopback.
-DEV_PARAMS = --param 'SyncSchedule=rate(5 seconds)' --param ExpiryGraceSeconds=2 --param AllowLoopbackHttp=true
+DEV_PARAMS = --param 'SyncSchedule=rate(5 seconds)' --param 'CollectSchedule=rate(1 minute)' --param ExpiryGraceSeconds=2 --param AllowLoopbackHttp=true
 
 run: ## run the whole stack from template.yaml on the embedded local cloud (S3+SQS :4566, HTTP API :3000)
 	$(CLEAN_AWS_ENV) $(GO) run ./cmd/feedpipe run $(DEV_PARAMS) $(RUN_FLAGS)

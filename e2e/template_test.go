@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -372,4 +374,69 @@ func TestTemplateAlarmsNameEmittedMetrics(t *testing.T) {
 	if custom == 0 {
 		t.Error("template.yaml has no alarm on a feedpipe metric")
 	}
+}
+
+// The sync function has a second schedule whose Input asks it to collect,
+// the same Input as the sample event, and a collect grace longer than the
+// longest import.
+func TestTemplateCollectSchedule(t *testing.T) {
+	tmpl, r := loadTemplate(t)
+	props, err := tmpl.FunctionProperties("SyncFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample, err := os.ReadFile("../events/sync/collect.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs []string
+	for name, ev := range asMap(props["Events"]) {
+		e := asMap(ev)
+		p := asMap(e["Properties"])
+		in, ok := p["Input"].(string)
+		if e["Type"] != "Schedule" || !ok {
+			continue
+		}
+		inputs = append(inputs, in)
+		if !jsonEqualStrings(t, in, string(sample)) {
+			t.Errorf("SyncFunction.Events.%s.Input %s, events/sync/collect.json %s", name, in, sample)
+		}
+		expr, err := r.String(p["Schedule"], "SyncFunction.Events."+name+".Schedule")
+		if err != nil || !strings.HasPrefix(expr, "rate(") {
+			t.Errorf("SyncFunction.Events.%s.Schedule = %q, %v", name, expr, err)
+		}
+	}
+	if len(inputs) != 1 {
+		t.Fatalf("SyncFunction has %d schedules with an Input, want the collect one", len(inputs))
+	}
+	vars := asMap(asMap(props["Environment"])["Variables"])
+	grace, err := r.String(vars["COLLECT_GRACE_SECONDS"], "SyncFunction.COLLECT_GRACE_SECONDS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	importProps, err := tmpl.FunctionProperties("ImportFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeout, err := r.String(importProps["Timeout"], "ImportFunction.Timeout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := strconv.Atoi(grace)
+	to, _ := strconv.Atoi(timeout)
+	if to == 0 || g <= to {
+		t.Errorf("COLLECT_GRACE_SECONDS %q must exceed the import function's Timeout %q", grace, timeout)
+	}
+}
+
+func jsonEqualStrings(t *testing.T, a, b string) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal([]byte(a), &x); err != nil {
+		t.Fatalf("%s: %v", a, err)
+	}
+	if err := json.Unmarshal([]byte(b), &y); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -152,11 +152,25 @@ func (f *awsFlags) loadSite(ctx context.Context, c awsClients, name string) (sit
 	return cfg, nil
 }
 
-func (f *awsFlags) saveSite(ctx context.Context, c awsClients, cfg site.Config) error {
-	if err := site.Save(ctx, c.S3, f.StoreBucket, cfg); err != nil {
-		return f.awsHint(err)
+// updateSite edits a site's configuration with site.Update (a conditional
+// write that re-reads and re-applies edit when another edit came first),
+// with friendly errors.
+func (f *awsFlags) updateSite(ctx context.Context, c awsClients, name string, edit func(*site.Config) error) (site.Config, error) {
+	if _, err := f.loadSite(ctx, c, name); err != nil {
+		return site.Config{}, err
 	}
-	return nil
+	cfg, err := site.Update(ctx, c.S3, f.StoreBucket, name, edit)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return cfg, nil
+	case errors.As(err, &ue):
+		return cfg, err
+	case errors.Is(err, site.ErrConflict):
+		return cfg, withHint(err, "other edits of site %s kept overtaking this one; run the command again", name)
+	default:
+		return cfg, f.awsHint(err)
+	}
 }
 
 // siteCreateCmd creates a site.
@@ -212,18 +226,18 @@ func (c *siteRotateTokenCmd) Run(ctx context.Context, s *streams) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := c.loadSite(ctx, cl, c.Site)
-	if err != nil {
-		return err
-	}
 	token, hash := apiauth.NewToken()
-	cfg.TokenHashes = append(cfg.TokenHashes, hash)
 	dropped := 0
-	if n := len(cfg.TokenHashes); n > apiauth.MaxActive {
-		dropped = n - apiauth.MaxActive
-		cfg.TokenHashes = cfg.TokenHashes[dropped:]
-	}
-	if err := c.saveSite(ctx, cl, cfg); err != nil {
+	cfg, err := c.updateSite(ctx, cl, c.Site, func(cfg *site.Config) error {
+		cfg.TokenHashes = append(cfg.TokenHashes, hash)
+		dropped = 0
+		if n := len(cfg.TokenHashes); n > apiauth.MaxActive {
+			dropped = n - apiauth.MaxActive
+			cfg.TokenHashes = cfg.TokenHashes[dropped:]
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if c.JSON {
@@ -272,15 +286,14 @@ func (c *siteAddDestinationCmd) Run(ctx context.Context, s *streams) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := c.loadSite(ctx, cl, c.Site)
+	_, err = c.updateSite(ctx, cl, c.Site, func(cfg *site.Config) error {
+		cfg.Destinations = append(cfg.Destinations, d)
+		if err := cfg.Validate(); err != nil {
+			return usagef("destination %s: %v", c.Name, strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	cfg.Destinations = append(cfg.Destinations, d)
-	if err := cfg.Validate(); err != nil {
-		return usagef("destination %s: %v", c.Name, strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	if err := c.saveSite(ctx, cl, cfg); err != nil {
 		return err
 	}
 	if c.JSON {
@@ -296,6 +309,58 @@ func (c *siteAddDestinationCmd) Run(ctx context.Context, s *streams) error {
 		return nil
 	}
 	fmt.Fprintf(s.Out, "added s3 destination %s to site %s\nbucket  s3://%s/%s (expected owner %s)\n", d.Name, c.Site, d.Bucket, d.Prefix, d.ExpectedBucketOwner)
+	return nil
+}
+
+// siteRemoveDestinationCmd removes a sync destination.
+type siteRemoveDestinationCmd struct {
+	Site     string `arg:"" help:"Site id."`
+	Name     string `required:"" help:"Name of the destination to remove."`
+	awsFlags `embed:""`
+}
+
+func (c *siteRemoveDestinationCmd) Run(ctx context.Context, s *streams) error {
+	if err := layout.ValidateSite(c.Name); err != nil {
+		return usagef("--name %q: not a destination name (^[a-z0-9][a-z0-9-]{0,62}$)", c.Name)
+	}
+	cl, err := c.clients(ctx)
+	if err != nil {
+		return err
+	}
+	var removed site.Destination
+	_, err = c.updateSite(ctx, cl, c.Site, func(cfg *site.Config) error {
+		var names []string
+		for i, d := range cfg.Destinations {
+			if d.Name == c.Name {
+				removed = d
+				cfg.Destinations = append(cfg.Destinations[:i], cfg.Destinations[i+1:]...)
+				return nil
+			}
+			names = append(names, d.Name)
+		}
+		if len(names) == 0 {
+			return usagef("site %s has no destinations", c.Site)
+		}
+		return usagef("site %s has no destination %s (it has: %s)", c.Site, c.Name, strings.Join(names, ", "))
+	})
+	if err != nil {
+		return err
+	}
+	// A queued job of the destination is dropped by the push function; its
+	// acknowledgement goes too, so a destination added again under the same
+	// name starts with the whole catalog rather than from a version the
+	// garbage collection no longer keeps.
+	for _, key := range []string{layout.SyncAckKey(c.Site, c.Name), layout.SyncLeaseKey(c.Site, c.Name)} {
+		if _, err := cl.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(c.StoreBucket), Key: aws.String(key)}); err != nil {
+			return withHint(fmt.Errorf("destination %s was removed, but deleting %s failed: %w", c.Name, key, err),
+				"delete s3://%s/%s, or a destination added again as %s resumes from its old acknowledgement", c.StoreBucket, key, c.Name)
+		}
+	}
+	if c.JSON {
+		writeJSON(s.Out, map[string]any{"site": c.Site, "removed": removed.Name, "type": removed.Type})
+		return nil
+	}
+	fmt.Fprintf(s.Out, "removed %s destination %s from site %s; its queued sync jobs are dropped\n", removed.Type, removed.Name, c.Site)
 	return nil
 }
 

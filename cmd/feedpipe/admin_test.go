@@ -18,6 +18,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/localcloud"
 	"github.com/feedpipe/feedpipe/shared/messages"
 	"github.com/feedpipe/feedpipe/shared/site"
+	"github.com/feedpipe/feedpipe/shared/syncjob"
 )
 
 // adminEnv is the embedded cloud with a store bucket and an import queue.
@@ -217,5 +218,48 @@ func TestAdminWrongBucket(t *testing.T) {
 	r = feedpipe(t, "site", "create", "shop", "--aws-endpoint", e.endpoint, "--store-bucket", "nope", "--region", "us-east-1", "--json")
 	if r.code != 1 || json.Unmarshal([]byte(r.stdout), &j) != nil || j["error"] == nil {
 		t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestSiteRemoveDestination(t *testing.T) {
+	e := newAdminEnv(t)
+	ctx := context.Background()
+	token(t, feedpipe(t, e.args("site", "create", "shop")...))
+	for _, name := range []string{"erp", "crm"} {
+		if r := feedpipe(t, e.args("site", "add-destination", "shop", "--name", name, "--webhook", "http://127.0.0.1:9/"+name)...); r.code != 0 {
+			t.Fatalf("add %s: exit %d\n%s", name, r.code, r.stderr)
+		}
+	}
+	jobs := &syncjob.Store{S3: e.s3, Bucket: e.bucket}
+	if err := jobs.SaveAck(ctx, syncjob.Ack{Site: "shop", Destination: "erp", Version: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.TakeLease(ctx, syncjob.Lease{Site: "shop", Destination: "erp", JobID: "j1", Version: 4, ExpiresAt: time.Now().Add(time.Hour)}, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	golden(t, "site_remove_destination", feedpipe(t, e.args("site", "remove-destination", "shop", "--name", "erp")...))
+	cfg := e.config(t, "shop")
+	if len(cfg.Destinations) != 1 || cfg.Destinations[0].Name != "crm" {
+		t.Errorf("destinations after removing erp: %+v", cfg.Destinations)
+	}
+	if ack, err := jobs.Ack(ctx, "shop", "erp"); err != nil || ack.Version != 0 {
+		t.Errorf("ack of the removed destination = %+v, %v; want none", ack, err)
+	}
+	if _, _, found, err := jobs.Lease(ctx, "shop", "erp"); err != nil || found {
+		t.Errorf("lease of the removed destination: found %v, %v", found, err)
+	}
+
+	golden(t, "site_remove_destination_unknown", feedpipe(t, e.args("site", "remove-destination", "shop", "--name", "erp")...))
+	golden(t, "site_remove_destination_json", feedpipe(t, e.args("site", "remove-destination", "shop", "--name", "crm", "--json")...))
+	golden(t, "site_remove_destination_none", feedpipe(t, e.args("site", "remove-destination", "shop", "--name", "crm")...))
+	if r := feedpipe(t, e.args("site", "remove-destination", "shop", "--name", "No!")...); r.code != exitUsage {
+		t.Errorf("bad name: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	if r := feedpipe(t, e.args("site", "remove-destination", "nosuch", "--name", "crm")...); r.code == 0 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("missing site: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := e.config(t, "shop"); len(got.Destinations) != 0 || len(got.TokenHashes) != 1 {
+		t.Errorf("config after removing both: %+v", got)
 	}
 }

@@ -32,9 +32,10 @@ type cli struct {
 	Catalog catalogCmd `cmd:"" help:"Show a site's catalog: version, applied sequence, products, waiting sequences, halted."`
 	Get     getCmd     `cmd:"" help:"Show one product of a site's catalog."`
 	Site    struct {
-		Create         siteCreateCmd         `cmd:"" help:"Create a site and print its first token (shown once)."`
-		RotateToken    siteRotateTokenCmd    `cmd:"" name:"rotate-token" help:"Add a new token to a site (the oldest is dropped when two are active) and print it (shown once)."`
-		AddDestination siteAddDestinationCmd `cmd:"" name:"add-destination" help:"Add a sync destination (webhook or S3 bucket) to a site."`
+		Create            siteCreateCmd            `cmd:"" help:"Create a site and print its first token (shown once)."`
+		RotateToken       siteRotateTokenCmd       `cmd:"" name:"rotate-token" help:"Add a new token to a site (the oldest is dropped when two are active) and print it (shown once)."`
+		AddDestination    siteAddDestinationCmd    `cmd:"" name:"add-destination" help:"Add a sync destination (webhook or S3 bucket) to a site."`
+		RemoveDestination siteRemoveDestinationCmd `cmd:"" name:"remove-destination" help:"Remove a sync destination from a site; its queued sync jobs are dropped."`
 	} `cmd:"" help:"Administer sites (AWS credentials, not the Upload API)."`
 	Redrive redriveCmd `cmd:"" help:"Resume a halted site: clear its halted state and wake its importer (AWS credentials)."`
 	Run     runCmd     `cmd:"" help:"Run the whole stack from template.yaml on the embedded local cloud (or --aws-endpoint)."`

@@ -394,6 +394,9 @@ func (h *Handler) commit(ctx context.Context, siteName string, cfg site.Config, 
 		if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.SyncDirtyKey(siteName)), Body: strings.NewReader("{}")}); err != nil {
 			return false, transientError{fmt.Errorf("mark %s dirty for sync: %w", siteName, err)}
 		}
+		if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.CollectKey(siteName)), Body: strings.NewReader("{}")}); err != nil {
+			return false, transientError{fmt.Errorf("mark %s for catalog collection: %w", siteName, err)}
+		}
 		return true, nil
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/feedpipe/feedpipe/shared/catalog"
+	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/messages"
 	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/site"
@@ -244,6 +246,11 @@ func (h *Handler) push(ctx context.Context, job messages.SyncJob, log *slog.Logg
 		if err := leases.SaveAck(ctx, syncjob.Ack{Site: job.Site, Destination: job.Destination, Version: head.Version,
 			PlannedAt: job.PlannedAt, AckedAt: h.now()}); err != nil {
 			return err
+		}
+		// The versions before the new ack may now be collectable.
+		if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.CollectKey(job.Site)),
+			Body: strings.NewReader("{}")}); err != nil {
+			log.Warn("could not mark the site for catalog collection", "err", err)
 		}
 		log.Info("sync delivered", "from", ack.Version, "to", head.Version, "changes", n)
 		h.Metrics.Emit(map[string]string{metrics.DimSite: job.Site, metrics.DimDestination: job.Destination},

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/apiauth"
 	"github.com/feedpipe/feedpipe/shared/catalog"
+	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/localcloud"
 	"github.com/feedpipe/feedpipe/shared/messages"
 	"github.com/feedpipe/feedpipe/shared/site"
@@ -415,5 +417,42 @@ func TestPushRefusesPlainHTTPOutsideLoopback(t *testing.T) {
 	defer srv.Close()
 	if _, err := NewHTTPClient(false, time.Second, 1).Get(srv.URL); err == nil {
 		t.Errorf("dialled loopback without the dev-stack allowance")
+	}
+}
+
+// A job of a destination removed after it was planned is dropped: the
+// message is not retried, the lease is released, nothing is delivered or
+// acknowledged, and the site is not marked for collection.
+func TestPushDropsJobOfRemovedDestination(t *testing.T) {
+	f := newPushFixture(t)
+	hook := newWebhook(t, "s", nil)
+	f.addDestination(site.Destination{Name: "gone", Type: "webhook", URL: hook.srv.URL, Secrets: []string{"s"}})
+	f.addDestination(site.Destination{Name: "kept", Type: "webhook", URL: hook.srv.URL, Secrets: []string{"s"}})
+	f.commit(`a={"x":1}`)
+	gone, kept := f.job("gone"), f.job("kept")
+	if _, err := site.Update(f.ctx, f.s3, "store", "shop", func(c *site.Config) error {
+		c.Destinations = slices.DeleteFunc(c.Destinations, func(d site.Destination) bool { return d.Name == "gone" })
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if failed := f.handle(gone); len(failed) != 0 {
+		t.Fatalf("the removed destination's job failed (retried): %v", failed)
+	}
+	if f.leased("gone") || f.ack("gone") != 0 || f.vis.calls[gone.ReceiptHandle] != 0 {
+		t.Errorf("removed destination: leased %v, ack %d, visibility changes %d", f.leased("gone"), f.ack("gone"), f.vis.calls[gone.ReceiptHandle])
+	}
+	if got := hook.take(); len(got) != 0 {
+		t.Errorf("the removed destination's job delivered %d lines", len(got))
+	}
+	if _, err := f.s3.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String("store"), Key: aws.String(layout.CollectKey("shop"))}); err == nil {
+		t.Error("a dropped job marked the site for collection")
+	}
+	// The remaining destination is delivered to and marks the site.
+	if failed := f.handle(kept); len(failed) != 0 || f.ack("kept") != 1 {
+		t.Fatalf("kept: failed %v, ack %d", failed, f.ack("kept"))
+	}
+	if _, err := f.s3.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String("store"), Key: aws.String(layout.CollectKey("shop"))}); err != nil {
+		t.Errorf("an acknowledgement did not mark the site for collection: %v", err)
 	}
 }

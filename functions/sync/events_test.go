@@ -23,3 +23,18 @@ func TestSampleEventDecodes(t *testing.T) {
 		t.Fatalf("event = %+v", ev)
 	}
 }
+
+// The collect sample is the Input of the collect schedule.
+func TestCollectSampleEventDecodes(t *testing.T) {
+	b, err := os.ReadFile("../../events/sync/collect.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev Event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Action != ActionCollect {
+		t.Fatalf("event = %+v, want action %q", ev, ActionCollect)
+	}
+}

@@ -52,9 +52,23 @@ type Handler struct {
 	Logger         *slog.Logger
 	// Metrics receives the function's EMF metrics (none when nil).
 	Metrics *metrics.Emitter
+	// Now is the clock for events without a time (default time.Now).
+	Now func() time.Time
 	// Planner plans the catalog sync after the resolver (off when its
 	// SyncQueueURL is empty).
 	Planner
+	// Collector collects the catalogs' garbage when the collect schedule
+	// fires.
+	Collector Collector
+}
+
+// Event is what the function receives: the scheduled event EventBridge
+// sends, or a schedule's Input. The collect schedule's Input is
+// {"action":"collect"}; without an action the function resolves expiries
+// and plans the sync.
+type Event struct {
+	events.CloudWatchEvent
+	Action string `json:"action,omitempty"`
 }
 
 // Report is what one run did; it is also the function's answer.
@@ -73,16 +87,36 @@ type Report struct {
 	Deduplicated int `json:"deduplicated"`
 	Skipped      int `json:"skipped"`
 	UpToDate     int `json:"upToDate"`
+	// Collect is what a collect run did (only then).
+	Collect *CollectReport `json:"collect,omitempty"`
 }
 
-// Handle runs on the schedule. "Now" is the event's time: the runner's
-// clock locally, EventBridge's in AWS.
-func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (Report, error) {
+// Handle runs on the schedules. "Now" is the event's time: the runner's
+// clock locally, EventBridge's in AWS (an Input carries none: then the
+// function's clock).
+func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
 	now := ev.Time.UTC()
 	if now.IsZero() {
-		now = time.Now().UTC()
+		now = h.now()
 	}
 	var rep Report
+	switch ev.Action {
+	case "":
+	case ActionCollect:
+		c, err := h.collect(ctx, now)
+		rep.Collect = &c
+		level := slog.LevelDebug
+		if c.Sites+c.Failed > 0 {
+			level = slog.LevelInfo
+		}
+		h.Logger.Log(ctx, level, "catalog collection ran", "sites", c.Sites, "failed", c.Failed, "more", c.More,
+			"versions", c.Versions, "shards", c.Shards)
+		h.Metrics.Emit(nil, metrics.CountOf(metrics.VersionsCollected, c.Versions), metrics.CountOf(metrics.ShardsCollected, c.Shards),
+			metrics.CountOf(metrics.CollectFailures, c.Failed))
+		return rep, err
+	default:
+		return rep, fmt.Errorf("unknown action %q: want %q or none", ev.Action, ActionCollect)
+	}
 	var errs []error
 	var token *string
 	for {
@@ -124,6 +158,13 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (Report
 	h.Metrics.Emit(nil, metrics.CountOf(metrics.SequencesExpired, rep.Expired), metrics.CountOf(metrics.SyncJobsPlanned, rep.Planned),
 		metrics.CountOf(metrics.SyncJobsDeduplicated, rep.Deduplicated))
 	return rep, errors.Join(errs...)
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 // resolveSite deletes the site's pending mark first, then re-checks its

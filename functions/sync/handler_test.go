@@ -62,6 +62,7 @@ func (noCatalog) AppliedSeq(context.Context, string) (uint64, error) { return 0,
 
 type resolverFixture struct {
 	t       *testing.T
+	cloud   *localcloud.Cloud
 	ctx     context.Context
 	s3      *s3.Client
 	h       *Handler
@@ -91,7 +92,7 @@ func newResolverFixture(t *testing.T) *resolverFixture {
 	h := &Handler{S3: s3c, SQS: sent, Uploads: uploads.NewStore(s3c, "store"), Catalog: noCatalog{},
 		IncomingBucket: "incoming", StoreBucket: "store", ImportQueueURL: "import-queue", Grace: testGrace,
 		Logger: slog.New(slog.DiscardHandler)}
-	return &resolverFixture{t: t, ctx: ctx, s3: s3c, h: h, sent: sent, expires: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	return &resolverFixture{t: t, cloud: cloud, ctx: ctx, s3: s3c, h: h, sent: sent, expires: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
 }
 
 // awaiting allocates an upload awaiting its PUT and marks the site pending,
@@ -116,7 +117,7 @@ func (f *resolverFixture) put(bucket, key string) {
 
 func (f *resolverFixture) run(at time.Time) Report {
 	f.t.Helper()
-	rep, err := f.h.Handle(f.ctx, events.CloudWatchEvent{Time: at})
+	rep, err := f.h.Handle(f.ctx, Event{CloudWatchEvent: events.CloudWatchEvent{Time: at}})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 // Command sync is the scheduled function: on its EventBridge schedule it
 // expires abandoned uploads and wakes their sites, then plans the catalog
 // sync: one job on the sync FIFO queue per due destination of each dirty
-// site, under a lease.
+// site, under a lease. On its collect schedule ({"action":"collect"}) it
+// garbage-collects the catalogs that changed since their last collection.
 package main
 
 import (
@@ -45,6 +46,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	collectGrace, err := layout.EnvSeconds("COLLECT_GRACE_SECONDS", DefaultCollectGrace, 1)
+	if err != nil {
+		return err
+	}
+	collectSites, err := layout.EnvInt("COLLECT_MAX_SITES", DefaultCollectSites, 1)
+	if err != nil {
+		return err
+	}
 	store := env[layout.EnvStoreBucket]
 	cat := catalog.New(clients.S3, store)
 	h := &Handler{
@@ -53,7 +62,8 @@ func run() error {
 		Grace: grace, Logger: logging.New("sync"),
 		Metrics: metrics.New(os.Stdout, metrics.Namespace, "sync", time.Now),
 		// Without SYNC_QUEUE_URL the function only resolves expiries.
-		Planner: Planner{SyncSQS: clients.SQS, SyncQueueURL: os.Getenv(layout.EnvSyncQueueURL), Heads: cat, LeaseTTL: leaseTTL},
+		Planner:   Planner{SyncSQS: clients.SQS, SyncQueueURL: os.Getenv(layout.EnvSyncQueueURL), Heads: cat, LeaseTTL: leaseTTL},
+		Collector: Collector{Catalog: cat, Grace: collectGrace, MaxSites: collectSites},
 	}
 	lambda.Start(h.Handle)
 	return nil

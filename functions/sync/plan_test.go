@@ -122,7 +122,7 @@ func hook(name, schedule string) site.Destination {
 
 func (f *planFixture) plan(at time.Time) Report {
 	f.t.Helper()
-	rep, err := f.h.Handle(f.ctx, events.CloudWatchEvent{Time: at})
+	rep, err := f.h.Handle(f.ctx, Event{CloudWatchEvent: events.CloudWatchEvent{Time: at}})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestPlanSendFailureReleasesTheLeaseAndKeepsTheSiteDirty(t *testing.T) {
 	f := newPlanFixture(t)
 	f.h.SyncSQS = failingQueue{}
 	f.siteWith("shop", 1, hook("a", ""))
-	_, err := f.h.Handle(f.ctx, events.CloudWatchEvent{Time: f.now})
+	_, err := f.h.Handle(f.ctx, Event{CloudWatchEvent: events.CloudWatchEvent{Time: f.now}})
 	if err == nil {
 		t.Fatal("no error although the send failed")
 	}

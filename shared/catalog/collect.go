@@ -13,6 +13,12 @@ import (
 	"github.com/feedpipe/feedpipe/shared/layout"
 )
 
+// Collected counts what one Collect removed.
+type Collected struct {
+	Versions int `json:"versions"`
+	Shards   int `json:"shards"`
+}
+
 // Collect removes the catalog objects of site that no kept version needs,
 // and returns how many it removed.
 //
@@ -26,29 +32,35 @@ import (
 // removed. A version in keep that does not exist is an error, and then
 // nothing is removed.
 //
+// An import may also write again, with a fresh LastModified, a shard that
+// Collect listed as old and unreferenced. Before each batch of shard
+// deletions Collect marks the versions committed since it last looked, and
+// a commit checks after its version exists that every shard it wrote is
+// still there (Staged.Commit): between them no committed version is left
+// referencing a removed shard.
+//
 // Collect first moves head.json up to the newest version, so that Head
 // never has to probe across a removed version.
-func (s *Store) Collect(ctx context.Context, site string, keep []uint64, grace time.Duration) (removed int, err error) {
+func (s *Store) Collect(ctx context.Context, site string, keep []uint64, grace time.Duration) (Collected, error) {
+	var done Collected
 	if err := layout.ValidateSite(site); err != nil {
-		return 0, fmt.Errorf("catalog: %w", err)
+		return done, fmt.Errorf("catalog: %w", err)
+	}
+	list, err := s.Versions(ctx, site)
+	if err != nil {
+		return done, fmt.Errorf("catalog %s: collect: %w", site, err)
 	}
 	versions := map[uint64]bool{}
 	var newest uint64
-	err = s.list(ctx, layout.CatalogVersionPrefix(site), func(key string, _ time.Time) error {
-		if _, v, err := layout.ParseCatalogVersionKey(key); err == nil {
-			versions[v] = true
-			newest = max(newest, v)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("catalog %s: collect: %w", site, err)
+	for _, v := range list {
+		versions[v] = true
+		newest = max(newest, v)
 	}
 	kept := map[uint64]bool{}
 	var newestKept uint64
 	for _, v := range keep {
 		if v != 0 && !versions[v] {
-			return 0, fmt.Errorf("catalog %s: collect: keep version %d: %s: %w", site, v, layout.CatalogVersionKey(site, v), ErrNotFound)
+			return done, fmt.Errorf("catalog %s: collect: keep version %d: %s: %w", site, v, layout.CatalogVersionKey(site, v), ErrNotFound)
 		}
 		kept[v] = true
 		newestKept = max(newestKept, v)
@@ -62,29 +74,22 @@ func (s *Store) Collect(ctx context.Context, site string, keep []uint64, grace t
 			dead = append(dead, layout.CatalogVersionKey(site, v))
 			continue
 		}
-		ver, err := s.Load(ctx, site, v)
-		if err != nil {
-			return 0, fmt.Errorf("catalog %s: collect: %w", site, err)
-		}
-		for _, r := range ver.Shards {
-			if r.Key != "" {
-				live[r.Key] = true
-			}
+		if err := s.markShards(ctx, site, v, live); err != nil {
+			return done, fmt.Errorf("catalog %s: collect: %w", site, err)
 		}
 	}
 	slices.Sort(dead)
 	if newest > 0 {
 		if err := s.advanceHead(ctx, site, newest); err != nil {
-			return 0, fmt.Errorf("catalog %s: collect: %w", site, err)
+			return done, fmt.Errorf("catalog %s: collect: %w", site, err)
 		}
 	}
 
 	// Sweep: versions first, so that no remaining version ever references
 	// a removed shard.
-	n, err := s.deleteKeys(ctx, site, dead)
-	removed += n
+	done.Versions, err = s.deleteKeys(ctx, site, dead)
 	if err != nil {
-		return removed, err
+		return done, err
 	}
 	cutoff := s.now().Add(-grace)
 	var shards []string
@@ -95,17 +100,79 @@ func (s *Store) Collect(ctx context.Context, site string, keep []uint64, grace t
 		return nil
 	})
 	if err != nil {
-		return removed, fmt.Errorf("catalog %s: collect: %w", site, err)
+		return done, fmt.Errorf("catalog %s: collect: %w", site, err)
 	}
-	n, err = s.deleteKeys(ctx, site, shards)
-	return removed + n, err
+	for len(shards) > 0 {
+		// Versions committed meanwhile may reference shards their import
+		// wrote again after the listing: mark them before deleting.
+		seen := newest
+		for {
+			ok, err := s.versionExists(ctx, site, seen+1)
+			if err != nil {
+				return done, fmt.Errorf("catalog %s: collect: %w", site, err)
+			}
+			if !ok {
+				break
+			}
+			seen++
+			if err := s.markShards(ctx, site, seen, live); err != nil {
+				return done, fmt.Errorf("catalog %s: collect: %w", site, err)
+			}
+		}
+		newest = seen
+		batch := shards[:min(len(shards), deleteBatch)]
+		shards = shards[len(batch):]
+		batch = slices.DeleteFunc(slices.Clone(batch), func(k string) bool { return live[k] })
+		n, err := s.deleteKeys(ctx, site, batch)
+		done.Shards += n
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
-// deleteKeys deletes objects in batches of 1000 (the DeleteObjects limit).
+// markShards adds the shard keys version v references to live.
+func (s *Store) markShards(ctx context.Context, site string, v uint64, live map[string]bool) error {
+	ver, err := s.Load(ctx, site, v)
+	if err != nil {
+		return err
+	}
+	for _, r := range ver.Shards {
+		if r.Key != "" {
+			live[r.Key] = true
+		}
+	}
+	return nil
+}
+
+// Versions lists the catalog versions of site that exist, oldest first.
+func (s *Store) Versions(ctx context.Context, site string) ([]uint64, error) {
+	if err := layout.ValidateSite(site); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	var vs []uint64
+	err := s.list(ctx, layout.CatalogVersionPrefix(site), func(key string, _ time.Time) error {
+		if _, v, err := layout.ParseCatalogVersionKey(key); err == nil {
+			vs = append(vs, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(vs)
+	return vs, nil
+}
+
+// deleteBatch is the DeleteObjects limit.
+const deleteBatch = 1000
+
+// deleteKeys deletes objects in batches of deleteBatch.
 func (s *Store) deleteKeys(ctx context.Context, site string, keys []string) (int, error) {
 	deleted := 0
 	for len(keys) > 0 {
-		batch := keys[:min(len(keys), 1000)]
+		batch := keys[:min(len(keys), deleteBatch)]
 		keys = keys[len(batch):]
 		ids := make([]types.ObjectIdentifier, len(batch))
 		for i, k := range batch {

@@ -19,6 +19,7 @@ import (
 // Commit makes the batch visible as version base+1 with the given
 // appliedSeq (at least the base's). It first writes every shard the batch
 // changed, then creates the version document with If-None-Match: *, then
+// writes again any of those shards a concurrent Collect removed, then
 // moves head.json forward (best effort: Head does not depend on it).
 //
 // If another commit created version base+1 first, Commit returns an error
@@ -80,6 +81,11 @@ func (st *Staged) Commit(ctx context.Context, appliedSeq uint64) (Version, error
 	if err != nil {
 		return Version{}, fmt.Errorf("catalog %s: commit version %d: write %s: %w", st.site, next, key, err)
 	}
+	if err := st.restore(ctx); err != nil {
+		// The version exists; calling Commit again writes the shards again
+		// and recognizes the version as its own.
+		return Version{}, fmt.Errorf("catalog %s: commit version %d: %w", st.site, next, err)
+	}
 	st.release()
 	_ = s.advanceHead(ctx, st.site, next) // a hint; Head probes past it
 	return v, nil
@@ -88,6 +94,41 @@ func (st *Staged) Commit(ctx context.Context, appliedSeq uint64) (Version, error
 // upload writes the batch's shard objects, several at once. Each is written
 // even if an object with its key exists: it may be about to be collected.
 func (st *Staged) upload(ctx context.Context) error {
+	return st.each(ctx, st.writes, st.put)
+}
+
+func (st *Staged) put(ctx context.Context, w stagedWrite) error {
+	s := st.store
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &s.bucket, Key: aws.String(w.ref.Key),
+		Body:          io.NewSectionReader(st.out, w.off, w.n),
+		ContentLength: aws.Int64(w.n), ContentType: aws.String("application/zstd"),
+	})
+	if err != nil {
+		return fmt.Errorf("catalog %s: write shard %s: %w", st.site, w.ref.Key, err)
+	}
+	return nil
+}
+
+// restore writes again every shard of the batch that is gone: a Collect
+// that listed an older copy of the same key as unreferenced may have
+// removed it after upload wrote it, before the version existed.
+func (st *Staged) restore(ctx context.Context) error {
+	return st.each(ctx, st.writes, func(ctx context.Context, w stagedWrite) error {
+		_, err := st.store.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &st.store.bucket, Key: aws.String(w.ref.Key)})
+		if isNotFound(err) {
+			return st.put(ctx, w)
+		}
+		if err != nil {
+			return fmt.Errorf("catalog %s: check shard %s: %w", st.site, w.ref.Key, err)
+		}
+		return nil
+	})
+}
+
+// each runs fn for every write, the store's concurrency at once, and
+// returns the first error (the rest are cancelled).
+func (st *Staged) each(ctx context.Context, writes []stagedWrite, fn func(context.Context, stagedWrite) error) error {
 	s := st.store
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -97,20 +138,15 @@ func (st *Staged) upload(ctx context.Context) error {
 		mu    sync.Mutex
 		first error
 	)
-	for range min(s.concurrency, len(st.writes)) {
+	for range min(s.concurrency, len(writes)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for w := range jobs {
-				_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-					Bucket: &s.bucket, Key: aws.String(w.ref.Key),
-					Body:          io.NewSectionReader(st.out, w.off, w.n),
-					ContentLength: aws.Int64(w.n), ContentType: aws.String("application/zstd"),
-				})
-				if err != nil {
+				if err := fn(ctx, w); err != nil {
 					mu.Lock()
 					if first == nil {
-						first = fmt.Errorf("catalog %s: write shard %s: %w", st.site, w.ref.Key, err)
+						first = err
 					}
 					mu.Unlock()
 					cancel()
@@ -118,7 +154,7 @@ func (st *Staged) upload(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, w := range st.writes {
+	for _, w := range writes {
 		select {
 		case jobs <- w:
 		case <-ctx.Done():

@@ -326,6 +326,14 @@ const SyncDirtyPrefix = "sync/dirty/"
 // SyncDirtyKey marks a site dirty for sync.
 func SyncDirtyKey(site string) string { return SyncDirtyPrefix + site }
 
+// CollectPrefix lists the sites whose catalog may have garbage to collect:
+// a version was committed, or a destination acknowledged a newer one,
+// since their last collection.
+const CollectPrefix = "collect/"
+
+// CollectKey marks a site for catalog garbage collection.
+func CollectKey(site string) string { return CollectPrefix + site }
+
 // SyncLeaseKey is the lease of one destination's sync job.
 func SyncLeaseKey(site, destination string) string {
 	return "sync/lease/" + site + "/" + destination + ".json"

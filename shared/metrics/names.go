@@ -37,6 +37,9 @@ const (
 	SequencesExpired     = "SequencesExpired"
 	SyncJobsPlanned      = "SyncJobsPlanned"
 	SyncJobsDeduplicated = "SyncJobsDeduplicated"
+	VersionsCollected    = "VersionsCollected" // catalog versions garbage-collected
+	ShardsCollected      = "ShardsCollected"   // catalog shard objects garbage-collected
+	CollectFailures      = "CollectFailures"   // sites whose collection failed (retried next run)
 
 	// push
 	PushDeliveries     = "PushDeliveries"

@@ -147,28 +147,81 @@ type objectAPI interface {
 
 // Load reads a site's configuration.
 func Load(ctx context.Context, client objectAPI, bucket, name string) (Config, error) {
+	c, _, err := load(ctx, client, bucket, name)
+	return c, err
+}
+
+// load reads a site's configuration and its ETag.
+func load(ctx context.Context, client objectAPI, bucket, name string) (Config, string, error) {
 	if err := layout.ValidateSite(name); err != nil {
-		return Config{}, fmt.Errorf("%w: %v", ErrNotFound, err)
+		return Config{}, "", fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
 	key := layout.SiteConfigKey(name)
 	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "NoSuchKey" || apiErr.ErrorCode() == "NotFound") {
-		return Config{}, fmt.Errorf("%s: %w", name, ErrNotFound)
+		return Config{}, "", fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	if err != nil {
-		return Config{}, fmt.Errorf("read %s/%s: %w", bucket, key, err)
+		return Config{}, "", fmt.Errorf("read %s/%s: %w", bucket, key, err)
 	}
 	defer out.Body.Close()
 	var c Config
 	if err := json.NewDecoder(out.Body).Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+		return Config{}, "", fmt.Errorf("decode %s/%s: %w", bucket, key, err)
 	}
-	return c, nil
+	return c, aws.ToString(out.ETag), nil
 }
 
-// Save validates and writes a site's configuration.
+// ErrConflict is returned when a site's configuration kept changing under
+// an Update.
+var ErrConflict = errors.New("site configuration changed concurrently")
+
+// updateAttempts bounds the re-reads of an Update that loses its write.
+const updateAttempts = 5
+
+// Update reads a site's configuration, applies edit, validates the result
+// and writes it back only if the configuration is still the one read
+// (If-Match on its ETag). When another writer changed it first, Update
+// reads it again and applies edit to the new one, so concurrent edits never
+// lose one another; edit must therefore be safe to call more than once. An
+// error from edit or from validation is returned as is and nothing is
+// written; ErrConflict after several lost writes in a row.
+func Update(ctx context.Context, client objectAPI, bucket, name string, edit func(*Config) error) (Config, error) {
+	for range updateAttempts {
+		c, etag, err := load(ctx, client, bucket, name)
+		if err != nil {
+			return Config{}, err
+		}
+		if err := edit(&c); err != nil {
+			return Config{}, err
+		}
+		err = save(ctx, client, bucket, c, etag)
+		if isConflict(err) {
+			continue
+		}
+		return c, err
+	}
+	return Config{}, fmt.Errorf("site %s: %w", name, ErrConflict)
+}
+
+func isConflict(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		c := apiErr.ErrorCode()
+		return c == "PreconditionFailed" || c == "ConditionalRequestConflict"
+	}
+	return false
+}
+
+// Save validates and writes a site's configuration, replacing whatever is
+// there; edits of an existing site go through Update.
 func Save(ctx context.Context, client objectAPI, bucket string, c Config) error {
+	return save(ctx, client, bucket, c, "")
+}
+
+// save writes c; with an etag only over exactly that version of it.
+func save(ctx context.Context, client objectAPI, bucket string, c Config, etag string) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("site %s: %w", c.Site, err)
 	}
@@ -177,7 +230,11 @@ func Save(ctx context.Context, client objectAPI, bucket string, c Config) error 
 		return err
 	}
 	key := layout.SiteConfigKey(c.Site)
-	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(b), ContentType: aws.String("application/json")}); err != nil {
+	in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(b), ContentType: aws.String("application/json")}
+	if etag != "" {
+		in.IfMatch = aws.String(etag)
+	}
+	if _, err := client.PutObject(ctx, in); err != nil {
 		return fmt.Errorf("write %s/%s: %w", bucket, key, err)
 	}
 	return nil
