@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,6 +128,13 @@ type Features struct {
 	// messages strictly in order and none of them while one is in flight:
 	// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html
 	FIFOConcurrentReceiveRace bool
+
+	// DeletedPrefixesListed: in a versioned bucket, ListObjectsV2 with a
+	// delimiter rolls up a prefix whose every key's current version is a
+	// delete marker. S3 lists only objects whose current version is not a
+	// delete marker, and rolls up prefixes from those:
+	// https://docs.aws.amazon.com/AmazonS3/latest/userguide/DeleteMarker.html
+	DeletedPrefixesListed bool
 }
 
 // FeaturesOf returns the known divergences of a backend: "moto" (moto
@@ -151,6 +159,7 @@ func FeaturesOf(backend string) (Features, error) {
 			NewMessageIDOnDuplicate:        true,
 			NoIncreasingSequenceNumbers:    true,
 			FIFOConcurrentReceiveRace:      true,
+			DeletedPrefixesListed:          true,
 		}, nil
 	case "localstack":
 		return Features{
@@ -185,6 +194,7 @@ func divergences() []divergence {
 		{"NewMessageIDOnDuplicate", func(f Features) bool { return f.NewMessageIDOnDuplicate }, probeNewMessageIDOnDuplicate},
 		{"NoIncreasingSequenceNumbers", func(f Features) bool { return f.NoIncreasingSequenceNumbers }, probeNoIncreasingSequenceNumbers},
 		{"FIFOConcurrentReceiveRace", func(f Features) bool { return f.FIFOConcurrentReceiveRace }, probeFIFOConcurrentReceiveRace},
+		{"DeletedPrefixesListed", func(f Features) bool { return f.DeletedPrefixesListed }, probeDeletedPrefixesListed},
 	}
 }
 
@@ -375,4 +385,12 @@ func probeFIFOConcurrentReceiveRace(t *testing.T, s *suite) {
 		}
 	}
 	t.Skipf("%s: %d runs of 16 concurrent receivers kept FIFO order; the race was not seen this time (re-check by hand before dropping Features.FIFOConcurrentReceiveRace)", s.Name, attempt)
+}
+
+func probeDeletedPrefixesListed(t *testing.T, s *suite) {
+	b := s.versionedBucket(t, "live/a", "gone/x")
+	s.deleteKeys(t, b, "gone/x")
+	if prefixes := s.rolledUp(t, b); !slices.Contains(prefixes, "gone/") {
+		s.conforms(t, "DeletedPrefixesListed", fmt.Sprintf("a prefix of deleted keys was not rolled up: %q", prefixes))
+	}
 }

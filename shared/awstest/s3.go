@@ -28,6 +28,7 @@ func s3Tests() []subtest {
 		{name: "Buckets", run: testBuckets},
 		{name: "ObjectCRUD", run: testObjectCRUD},
 		{name: "ListObjects", run: testListObjects},
+		{name: "ListVersionedAfterDelete", run: testListVersionedAfterDelete},
 		{name: "ChecksumPutObject", run: testChecksumPutObject},
 		{name: "PathStyleSignedRequest", run: testPathStyleSignedRequest},
 		{name: "WrongSecret", run: testS3WrongSecret},
@@ -86,6 +87,21 @@ func (s *suite) deleteBucket(ctx context.Context, t *testing.T, bucket string) {
 			if _, err := s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: o.Key}); err != nil {
 				t.Logf("clean-up: delete %s/%s: %v", bucket, *o.Key, err)
 			}
+		}
+	}
+	// A versioned bucket still holds its old versions and delete markers.
+	vp := s3.NewListObjectVersionsPaginator(s.S3, &s3.ListObjectVersionsInput{Bucket: &bucket})
+	for vp.HasMorePages() {
+		page, err := vp.NextPage(ctx)
+		if err != nil {
+			t.Logf("clean-up: list versions of %s: %v", bucket, err)
+			break
+		}
+		for _, v := range page.Versions {
+			_, _ = s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			_, _ = s.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: m.Key, VersionId: m.VersionId})
 		}
 	}
 	if _, err := s.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil {
@@ -313,6 +329,72 @@ func testListObjects(t *testing.T, s *suite) {
 	if want := []string{"uploads/site-1/", "uploads/site-2/"}; !slices.Equal(prefixes, want) || len(dirs.Contents) != 0 {
 		t.Errorf("Delimiter / under uploads/: prefixes %q and %d keys, want %q and none", prefixes, len(dirs.Contents), want)
 	}
+}
+
+// testListVersionedAfterDelete: in a versioned bucket a deleted key's
+// current version is a delete marker, and listings leave it out — keys,
+// pages and rolled-up prefixes alike.
+func testListVersionedAfterDelete(t *testing.T, s *suite) {
+	b := s.versionedBucket(t, "marks/a", "marks/b", "marks/c", "gone/x")
+	s.deleteKeys(t, b, "marks/b", "gone/x")
+	var got []string
+	p := s3.NewListObjectsV2Paginator(s.S3, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("marks/"), MaxKeys: aws.Int32(1)})
+	for pages := 0; p.HasMorePages(); pages++ {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatalf("ListObjectsV2: %v", err)
+		}
+		for _, o := range page.Contents {
+			got = append(got, aws.ToString(o.Key))
+		}
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if want := []string{"marks/a", "marks/c"}; !slices.Equal(got, want) {
+		t.Errorf("listed %q, want %q: a deleted key is listed", got, want)
+	}
+	s.skipIf(t, s.Features.DeletedPrefixesListed, "DeletedPrefixesListed")
+	if prefixes, want := s.rolledUp(t, b), []string{"marks/"}; !slices.Equal(prefixes, want) {
+		t.Errorf("prefixes %q, want %q: a prefix holding only deleted keys is listed", prefixes, want)
+	}
+}
+
+// versionedBucket makes a bucket with versioning enabled holding keys.
+func (s *suite) versionedBucket(t *testing.T, keys ...string) string {
+	t.Helper()
+	b := s.bucket(t)
+	if _, err := s.S3.PutBucketVersioning(t.Context(), &s3.PutBucketVersioningInput{Bucket: &b,
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatalf("PutBucketVersioning: %v", err)
+	}
+	for _, k := range keys {
+		s.put(t, b, k, []byte("{}"))
+	}
+	return b
+}
+
+func (s *suite) deleteKeys(t *testing.T, b string, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if _, err := s.S3.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: &b, Key: aws.String(k)}); err != nil {
+			t.Fatalf("DeleteObject %s: %v", k, err)
+		}
+	}
+}
+
+// rolledUp lists the bucket's top-level prefixes (delimiter /).
+func (s *suite) rolledUp(t *testing.T, b string) []string {
+	t.Helper()
+	dirs, err := s.S3.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: &b, Delimiter: aws.String("/")})
+	if err != nil {
+		t.Fatalf("ListObjectsV2 Delimiter: %v", err)
+	}
+	var prefixes []string
+	for _, cp := range dirs.CommonPrefixes {
+		prefixes = append(prefixes, aws.ToString(cp.Prefix))
+	}
+	return prefixes
 }
 
 // testChecksumPutObject stores objects the way the SDK does by default: a

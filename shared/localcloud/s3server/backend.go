@@ -187,17 +187,29 @@ func (b *backend) DeleteObject(ctx context.Context, bucket, key string) (gofakes
 	return b.Backend.DeleteObject(ctx, bucket, key)
 }
 
-// ListBucket pages by marker correctly when the marker's key no longer
-// exists. s3mem seeks to the marker and then skips one entry, assuming the
-// marker is a key; after the marker's object was deleted (a client that
-// deletes what it lists, page by page) that skipped the next key. As S3 does,
-// a page starts at the first entry after the marker, whether or not the
-// marker exists.
+// ListBucket lists as S3 does where s3mem does not:
+//
+//   - A page starts at the first entry after the marker, whether or not the
+//     marker exists. s3mem seeks to the marker and skips one entry, assuming
+//     the marker is a key; after the marker's object was deleted (a client
+//     that deletes what it lists, page by page) that skipped the next key.
+//   - In a bucket that has had versioning, a key whose current version is a
+//     delete marker is not listed. s3mem lists it.
 func (b *backend) ListBucket(ctx context.Context, name string, prefix *gofakes3.Prefix, page gofakes3.ListBucketPage) (*gofakes3.ObjectList, error) {
-	if page.Marker == "" {
+	vc, err := b.Backend.VersioningConfiguration(name)
+	if err != nil {
+		return nil, err
+	}
+	versioned := vc.Status != ""
+	if page.Marker == "" && !versioned {
 		return b.Backend.ListBucket(ctx, name, prefix, page)
 	}
-	all, err := b.Backend.ListBucket(ctx, name, prefix, gofakes3.ListBucketPage{})
+	// Every key under the prefix, without the delimiter; rolled up below.
+	var flat *gofakes3.Prefix
+	if prefix != nil && prefix.HasPrefix {
+		flat = &gofakes3.Prefix{HasPrefix: true, Prefix: prefix.Prefix}
+	}
+	all, err := b.Backend.ListBucket(ctx, name, flat, gofakes3.ListBucketPage{})
 	if err != nil {
 		return nil, err
 	}
@@ -206,17 +218,33 @@ func (b *backend) ListBucket(ctx context.Context, name string, prefix *gofakes3.
 		content *gofakes3.Content
 	}
 	var entries []entry
+	rolled := map[string]bool{}
 	for _, c := range all.Contents {
+		if versioned {
+			if _, err := b.Backend.HeadObject(ctx, name, c.Key); err != nil {
+				continue // its current version is a delete marker
+			}
+		}
+		if prefix != nil {
+			var m gofakes3.PrefixMatch
+			if !prefix.Match(c.Key, &m) {
+				continue
+			}
+			if m.CommonPrefix {
+				if !rolled[m.MatchedPart] {
+					rolled[m.MatchedPart] = true
+					entries = append(entries, entry{key: m.MatchedPart})
+				}
+				continue
+			}
+		}
 		entries = append(entries, entry{key: c.Key, content: c})
-	}
-	for _, p := range all.CommonPrefixes {
-		entries = append(entries, entry{key: p.Prefix})
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].key < entries[j].key })
 	out := gofakes3.NewObjectList()
 	var n int64
 	for i, e := range entries {
-		if e.key <= page.Marker {
+		if page.Marker != "" && e.key <= page.Marker {
 			continue
 		}
 		if e.content != nil {
