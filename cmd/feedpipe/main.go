@@ -36,7 +36,9 @@ type cli struct {
 		RotateToken       siteRotateTokenCmd       `cmd:"" name:"rotate-token" help:"Add a new token to a site (the oldest is dropped when two are active) and print it (shown once)."`
 		AddDestination    siteAddDestinationCmd    `cmd:"" name:"add-destination" help:"Add a sync destination (webhook or S3 bucket) to a site."`
 		RemoveDestination siteRemoveDestinationCmd `cmd:"" name:"remove-destination" help:"Remove a sync destination from a site; its queued sync jobs are dropped."`
+		Show              siteShowCmd              `cmd:"" help:"Show a site: catalog, halted state, waiting sequences, destinations with their backlog, recent uploads with line errors."`
 	} `cmd:"" help:"Administer sites (AWS credentials, not the Upload API)."`
+	Top     topCmd     `cmd:"" help:"Show the running stack: queues (depth, age, in flight per group), alarms, sites and recent uploads; refreshes on a terminal."`
 	Redrive redriveCmd `cmd:"" help:"Resume a halted site: clear its halted state and wake its importer (AWS credentials)."`
 	Run     runCmd     `cmd:"" help:"Run the whole stack from template.yaml on the embedded local cloud (or --aws-endpoint)."`
 	Cloud   cloudCmd   `cmd:"" help:"Run just the embedded local cloud (S3 + SQS on one endpoint)."`
