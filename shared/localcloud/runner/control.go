@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/feedpipe/feedpipe/shared/localcloud/console"
+	"github.com/feedpipe/feedpipe/shared/observe"
 )
 
 // ControlPrefix is where the runner's own endpoints live on the HTTP API
@@ -84,6 +87,9 @@ func (r *Runner) controlHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"function": req.PathValue("id"), "enabled": enabled})
 	})
+	ui := console.Handler(consoleSource{r: r, reader: observe.Reader{S3: r.s3, Bucket: r.buckets[r.cfg.ConsoleStore]}}, r.cfg.Logger)
+	mux.Handle(console.Path, ui)
+	mux.Handle(console.Path+"/", ui)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeGatewayError(w, http.StatusNotFound, "Not Found")
 	})

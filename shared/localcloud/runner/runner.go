@@ -32,6 +32,7 @@ import (
 
 	"github.com/feedpipe/feedpipe/shared/clock"
 	"github.com/feedpipe/feedpipe/shared/localcloud/alarms"
+	"github.com/feedpipe/feedpipe/shared/localcloud/console"
 	"github.com/feedpipe/feedpipe/shared/localcloud/lambdaruntime"
 	"github.com/feedpipe/feedpipe/shared/samtemplate"
 )
@@ -60,6 +61,11 @@ type Config struct {
 	// embedded cloud); the queues' age then feeds the alarms. Without it the
 	// runner asks GetQueueAttributes, which has no age.
 	QueueStats QueueStatsFunc
+	// ConsoleStore is the logical id of the bucket the console reads sites
+	// from (default StoreBucket); ConsoleSync names the schedule, or its
+	// function, that the console's Sync now button fires (default
+	// SyncFunction).
+	ConsoleStore, ConsoleSync string
 }
 
 func (c *Config) setDefaults() error {
@@ -93,6 +99,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LogOutput == nil {
 		c.LogOutput = os.Stderr
+	}
+	if c.ConsoleStore == "" {
+		c.ConsoleStore = "StoreBucket"
+	}
+	if c.ConsoleSync == "" {
+		c.ConsoleSync = "SyncFunction"
 	}
 	return errors.Join(errs...)
 }
@@ -399,6 +411,7 @@ func (r *Runner) Close() error {
 func (r *Runner) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  HTTP API      %s\n", r.HTTPEndpoint())
+	fmt.Fprintf(&b, "  console       %s%s\n", r.HTTPEndpoint(), console.Path)
 	for _, rt := range r.routes {
 		fmt.Fprintf(&b, "    %-40s → %s\n", rt.RouteKey(), rt.Function)
 	}
