@@ -32,7 +32,7 @@ build-PushFunction:
 	$(FUNCTION_BUILD) ./functions/push
 
 .DEFAULT_GOAL := help
-.PHONY: help run cloud test vet fmt-check check lint sam-build test-awscli test-moto test-localstack bench bench-sqs bench-go bench-import fuzz clean
+.PHONY: help run cloud test vet fmt-check check test-console console-screenshot lint sam-build test-awscli test-moto test-localstack bench bench-sqs bench-go bench-import fuzz clean
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -57,7 +57,13 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-check: test lint sam-build test-awscli test-moto test-localstack ## what CI runs: test + lint + SAM build + AWS CLI + conformance on moto and LocalStack + e2e on LocalStack
+check: test lint sam-build test-console test-awscli test-moto test-localstack ## what CI runs: test + lint + SAM build + console in Chromium + AWS CLI + conformance on moto and LocalStack + e2e on LocalStack
+
+test-console: ## the console (/_console) of a live stack in headless Chromium: DOM, Sync now, screenshot check (needs Debian's chromium)
+	$(CLEAN_AWS_ENV) FEEDPIPE_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -run TestConsoleInChromium ./e2e/
+
+console-screenshot: ## rewrite docs/console.png from a live stack in headless Chromium
+	$(CLEAN_AWS_ENV) FEEDPIPE_REQUIRE_CHROMIUM=1 $(GO) test -count=1 -run TestConsoleInChromium ./e2e/ -console.screenshot=$(CURDIR)/docs/console.png
 
 lint: vet fmt-check tools-cfnlint tools-sam ## go vet, gofmt, cfn-lint and sam validate --lint on the templates
 	$(CLEAN_AWS_ENV) $(CFN_LINT) template.yaml shared/localcloud/runner/testdata/template.yaml
