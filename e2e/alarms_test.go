@@ -195,5 +195,8 @@ func TestAlarmDestinationAnswering503(t *testing.T) {
 	}
 	s.waitFor("a push to the dead destination", 30*time.Second, func() bool { _, calls := dead.count(); return calls > 0 })
 	s.waitAlarm("PushFailuresAlarm", alarms.Alarming, time.Minute)
+	if a := s.waitAlarm("DestinationPushFailuresAlarm", alarms.Alarming, time.Minute); !strings.Contains(a.Reason, "site=shop, destination=dead") {
+		t.Errorf("the per-destination alarm does not name the failing destination: %s", a.Reason)
+	}
 	s.waitAlarm("DestinationBacklogAlarm", alarms.Alarming, time.Minute)
 }

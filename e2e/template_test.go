@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/feedpipe/feedpipe/shared/layout"
+	"github.com/feedpipe/feedpipe/shared/localcloud/alarms"
 	"github.com/feedpipe/feedpipe/shared/metrics"
 	"github.com/feedpipe/feedpipe/shared/samtemplate"
 )
@@ -325,11 +327,42 @@ func TestTemplateAlarmsNameEmittedMetrics(t *testing.T) {
 	consts := metricConsts(t)
 	emitted := emittedMetrics(t, consts)
 	dimKeys := map[string]bool{metrics.DimFunction: true, metrics.DimSite: true, metrics.DimDestination: true}
-	alarms := tmpl.ResourcesOfType("AWS::CloudWatch::Alarm")
-	sort.Strings(alarms)
+	ids := tmpl.ResourcesOfType("AWS::CloudWatch::Alarm")
+	sort.Strings(ids)
 	custom := 0
-	for _, id := range alarms {
+	for _, id := range ids {
 		props := tmpl.Resources[id].Properties
+		if props["Metrics"] != nil {
+			// A Metrics Insights alarm: its query names the metric.
+			list, _ := props["Metrics"].([]any)
+			if len(list) != 1 {
+				t.Errorf("%s: want one Metrics entry", id)
+				continue
+			}
+			expr, _ := asMap(list[0])["Expression"].(string)
+			q, err := alarms.ParseQuery(expr)
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+				continue
+			}
+			if q.Namespace != metrics.Namespace {
+				t.Errorf("%s: namespace %q; feedpipe's metrics are in %q", id, q.Namespace, metrics.Namespace)
+			}
+			for _, k := range append(append(slices.Clone(q.Schema), q.GroupBy...), slices.Collect(maps.Keys(q.Where))...) {
+				if !dimKeys[k] {
+					t.Errorf("%s: dimension %q is not one the functions emit", id, k)
+				}
+			}
+			anyEmits := false
+			for _, names := range emitted {
+				anyEmits = anyEmits || names[q.Metric]
+			}
+			if !anyEmits {
+				t.Errorf("%s: no function emits %s", id, q.Metric)
+			}
+			custom++
+			continue
+		}
 		ns, err := r.String(props["Namespace"], id+".Namespace")
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ package alarms
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -41,10 +42,20 @@ type Alarm struct {
 	Threshold         float64
 	Comparison        string // GreaterThanThreshold, …
 	TreatMissingData  string // missing (default), notBreaching, breaching, ignore
+	// Query, when set, is the alarm's Metrics Insights query (its one
+	// Metrics entry); Namespace, MetricName, Dimensions and Statistic are
+	// then unused. With GROUP BY it is a multi time series alarm: each
+	// group is evaluated on its own and any group in ALARM sets the alarm.
+	Query *Query
 }
 
 // Metric names the alarm's metric as "Namespace MetricName".
-func (a Alarm) Metric() string { return a.Namespace + " " + a.MetricName }
+func (a Alarm) Metric() string {
+	if a.Query != nil {
+		return a.Query.Namespace + " " + a.Query.Metric
+	}
+	return a.Namespace + " " + a.MetricName
+}
 
 var comparisons = map[string]func(v, t float64) bool{
 	"GreaterThanThreshold":          func(v, t float64) bool { return v > t },
@@ -80,12 +91,13 @@ func FromTemplate(t *samtemplate.Template, res *samtemplate.Resolver) ([]Alarm, 
 
 func readAlarm(id string, props map[string]any, res *samtemplate.Resolver) (Alarm, error) {
 	path := "Resources." + id + ".Properties"
-	for _, unsupported := range []string{"Metrics", "ExtendedStatistic", "ThresholdMetricId", "EvaluateLowSampleCountPercentile"} {
+	for _, unsupported := range []string{"ExtendedStatistic", "ThresholdMetricId", "EvaluateLowSampleCountPercentile"} {
 		if props[unsupported] != nil {
 			return Alarm{}, fmt.Errorf("%s.%s: not supported by the local alarm evaluator", path, unsupported)
 		}
 	}
 	a := Alarm{Name: id, Dimensions: map[string]string{}, TreatMissingData: "missing"}
+	queryAlarm := props["Metrics"] != nil
 	str := func(key string, dst *string, required bool) error {
 		v, ok := props[key]
 		if !ok {
@@ -114,14 +126,22 @@ func readAlarm(id string, props map[string]any, res *samtemplate.Resolver) (Alar
 		dst      *string
 		required bool
 	}{
-		{"AlarmDescription", &a.Description, false}, {"Namespace", &a.Namespace, true}, {"MetricName", &a.MetricName, true},
-		{"Statistic", &a.Statistic, true}, {"ComparisonOperator", &a.Comparison, true}, {"TreatMissingData", &a.TreatMissingData, false},
+		{"AlarmDescription", &a.Description, false}, {"Namespace", &a.Namespace, !queryAlarm}, {"MetricName", &a.MetricName, !queryAlarm},
+		{"Statistic", &a.Statistic, !queryAlarm}, {"ComparisonOperator", &a.Comparison, true}, {"TreatMissingData", &a.TreatMissingData, false},
 	} {
 		if err := str(f.key, f.dst, f.required); err != nil {
 			return Alarm{}, err
 		}
 	}
-	if !statistics[a.Statistic] {
+	if queryAlarm {
+		q, period, err := readQuery(props["Metrics"], path+".Metrics", res)
+		if err != nil {
+			return Alarm{}, err
+		}
+		a.Query = &q
+		props = maps.Clone(props)
+		props["Period"] = period
+	} else if !statistics[a.Statistic] {
 		return Alarm{}, fmt.Errorf("%s.Statistic: %q is not one of Sum, Maximum, Minimum, Average, SampleCount", path, a.Statistic)
 	}
 	if comparisons[a.Comparison] == nil {
@@ -180,6 +200,31 @@ func readAlarm(id string, props map[string]any, res *samtemplate.Resolver) (Alar
 		a.Dimensions[name] = value
 	}
 	return a, nil
+}
+
+// readQuery reads an alarm's Metrics: one entry with a Metrics Insights
+// Expression and its Period.
+func readQuery(v any, path string, res *samtemplate.Resolver) (Query, any, error) {
+	list, _ := v.([]any)
+	if len(list) != 1 {
+		return Query{}, nil, fmt.Errorf("%s: the local evaluator runs one Metrics entry holding a Metrics Insights Expression", path)
+	}
+	m, _ := list[0].(map[string]any)
+	if m["MetricStat"] != nil || m["Expression"] == nil {
+		return Query{}, nil, fmt.Errorf("%s[0]: the local evaluator runs a Metrics Insights Expression, not MetricStat or metric math", path)
+	}
+	expr, err := res.String(m["Expression"], path+"[0].Expression")
+	if err != nil {
+		return Query{}, nil, err
+	}
+	q, err := ParseQuery(expr)
+	if err != nil {
+		return Query{}, nil, fmt.Errorf("%s[0].Expression: %w", path, err)
+	}
+	if m["Period"] == nil {
+		return Query{}, nil, fmt.Errorf("%s[0].Period is required", path)
+	}
+	return q, m["Period"], nil
 }
 
 func errorsJoin(fs ...func() error) error {
@@ -256,6 +301,31 @@ func (e *Evaluator) Evaluate(now time.Time) []State {
 // evaluate decides one alarm's state. keep is true when the alarm stays as
 // it is (TreatMissingData ignore with no data).
 func (e *Evaluator) evaluate(a Alarm, now time.Time) (state, reason string, keep bool) {
+	if a.Query == nil {
+		return judge(a, now, func(from, to time.Time) (float64, bool) {
+			return e.metrics.Statistic(a.Namespace, a.MetricName, a.Dimensions, a.Statistic, from, to)
+		})
+	}
+	groups := e.metrics.Groups(*a.Query)
+	if len(groups) == 0 { // no time series at all: every period is missing
+		return judge(a, now, func(time.Time, time.Time) (float64, bool) { return 0, false })
+	}
+	var alarming []string
+	for _, g := range groups {
+		st, _, _ := judge(a, now, func(from, to time.Time) (float64, bool) { return e.metrics.QueryStatistic(*a.Query, g, from, to) })
+		if st == Alarming {
+			alarming = append(alarming, g)
+		}
+	}
+	if len(alarming) > 0 {
+		return Alarming, fmt.Sprintf("%d out of %d time series evaluated to ALARM: %s", len(alarming), len(groups), strings.Join(alarming, "; ")), false
+	}
+	return OK, fmt.Sprintf("0 out of %d time series evaluated to ALARM", len(groups)), false
+}
+
+// judge decides an alarm's state over one time series, whose statistic
+// over [from, to) stat gives.
+func judge(a Alarm, now time.Time, stat func(from, to time.Time) (float64, bool)) (state, reason string, keep bool) {
 	type period struct {
 		end     time.Time
 		value   float64
@@ -264,7 +334,7 @@ func (e *Evaluator) evaluate(a Alarm, now time.Time) (state, reason string, keep
 	periods := make([]period, a.EvaluationPeriods)
 	for i := range periods {
 		end := now.Add(-time.Duration(i) * a.Period)
-		v, ok := e.metrics.Statistic(a.Namespace, a.MetricName, a.Dimensions, a.Statistic, end.Add(-a.Period), end)
+		v, ok := stat(end.Add(-a.Period), end)
 		periods[a.EvaluationPeriods-1-i] = period{end: end, value: v, present: ok}
 	}
 	breaches := comparisons[a.Comparison]

@@ -209,3 +209,69 @@ func TestPutEMF(t *testing.T) {
 		t.Errorf("an EMF line without its metric's value: %v %v, want an error", ok, err)
 	}
 }
+
+func TestParseQuery(t *testing.T) {
+	q, err := ParseQuery(`SELECT SUM(PushFailures) FROM SCHEMA(feedpipe, destination, "function", site) WHERE "function" = 'push' GROUP BY site, destination`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Func != "SUM" || q.Metric != "PushFailures" || q.Namespace != "feedpipe" || strings.Join(q.Schema, ",") != "destination,function,site" ||
+		q.Where["function"] != "push" || strings.Join(q.GroupBy, ",") != "site,destination" {
+		t.Errorf("parsed %+v", q)
+	}
+	if q, err := ParseQuery(`SELECT MAX(CPUUtilization) FROM "AWS/EC2"`); err != nil || q.Schema != nil || q.Namespace != "AWS/EC2" {
+		t.Errorf("FROM namespace: %+v %v", q, err)
+	}
+	for _, bad := range []string{
+		`SELECT P99(X) FROM SCHEMA(ns)`,
+		`SELECT SUM(X) FROM SCHEMA(ns, a) WHERE a != 'b'`,
+		`SELECT SUM(X) FROM SCHEMA(ns, a) WHERE a = 'b' OR a = 'c'`,
+		`SELECT SUM(X) FROM SCHEMA(ns, a) GROUP BY a ORDER BY SUM() DESC LIMIT 1`,
+	} {
+		if _, err := ParseQuery(bad); err == nil {
+			t.Errorf("%s: parsed, want an error", bad)
+		}
+	}
+}
+
+func TestMultiTimeSeriesAlarm(t *testing.T) {
+	alarms := load(t, `
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  PerDestination:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Metrics:
+        - Id: failures
+          Expression: SELECT SUM(PushFailures) FROM SCHEMA(feedpipe, destination, "function", site) GROUP BY site, destination
+          Period: 300
+          ReturnData: true
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+`)
+	if len(alarms) != 1 || alarms[0].Query == nil || alarms[0].Period != 5*time.Minute || alarms[0].Metric() != "feedpipe PushFailures" {
+		t.Fatalf("read %+v", alarms)
+	}
+	m := NewMetrics()
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	e := NewEvaluator(alarms, m, t0)
+	put := func(site, dest string, v float64, at time.Time) {
+		m.Put("feedpipe", "PushFailures", map[string]string{"function": "push", "site": site, "destination": dest}, v, at)
+		m.Put("feedpipe", "PushFailures", map[string]string{"function": "push"}, v, at) // another dimension set: not in the schema
+	}
+	if s := e.Evaluate(t0.Add(time.Minute)); len(s) != 1 || s[0].State != OK {
+		t.Fatalf("no series: %+v, want OK (missing treated as not breaching)", s)
+	}
+	put("shop", "erp", 0, t0.Add(90*time.Second))
+	put("shop", "dead", 1, t0.Add(90*time.Second))
+	put("other", "dead", 0, t0.Add(90*time.Second))
+	s := e.Evaluate(t0.Add(2 * time.Minute))
+	if len(s) != 1 || s[0].State != Alarming || s[0].Reason != "1 out of 3 time series evaluated to ALARM: site=shop, destination=dead" {
+		t.Fatalf("one failing destination: %+v", s)
+	}
+	if s := e.Evaluate(t0.Add(10 * time.Minute)); len(s) != 1 || s[0].State != OK {
+		t.Errorf("after the failures aged out: %+v, want OK", s)
+	}
+}

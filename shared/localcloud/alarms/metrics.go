@@ -20,7 +20,15 @@ const retain = 6 * time.Hour
 // not seen by an alarm on {function} alone.
 type Metrics struct {
 	mu     sync.Mutex
-	series map[string][]datapoint // seriesKey → datapoints in time order
+	series map[string]*series // by seriesKey
+}
+
+// series is one metric's datapoints for one exact dimension set, in time
+// order.
+type series struct {
+	namespace, name string
+	dims            map[string]string
+	pts             []datapoint
 }
 
 type datapoint struct {
@@ -29,7 +37,7 @@ type datapoint struct {
 }
 
 // NewMetrics returns an empty store.
-func NewMetrics() *Metrics { return &Metrics{series: map[string][]datapoint{}} }
+func NewMetrics() *Metrics { return &Metrics{series: map[string]*series{}} }
 
 func seriesKey(namespace, name string, dims map[string]string) string {
 	keys := make([]string, 0, len(dims))
@@ -50,7 +58,12 @@ func (m *Metrics) Put(namespace, name string, dims map[string]string, value floa
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := seriesKey(namespace, name, dims)
-	pts := m.series[k]
+	sr := m.series[k]
+	if sr == nil {
+		sr = &series{namespace: namespace, name: name, dims: dims}
+		m.series[k] = sr
+	}
+	pts := sr.pts
 	// Drop what no alarm can look at any more.
 	cut := 0
 	for cut < len(pts) && at.Sub(pts[cut].at) > retain {
@@ -61,7 +74,7 @@ func (m *Metrics) Put(namespace, name string, dims map[string]string, value floa
 	for i := len(pts) - 1; i > 0 && pts[i].at.Before(pts[i-1].at); i-- {
 		pts[i], pts[i-1] = pts[i-1], pts[i]
 	}
-	m.series[k] = pts
+	sr.pts = pts
 }
 
 // Statistic computes stat over the datapoints of one series in [from, to),
@@ -69,30 +82,42 @@ func (m *Metrics) Put(namespace, name string, dims map[string]string, value floa
 func (m *Metrics) Statistic(namespace, name string, dims map[string]string, stat string, from, to time.Time) (float64, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	sr := m.series[seriesKey(namespace, name, dims)]
+	if sr == nil {
+		return 0, false
+	}
+	return statistic([]*series{sr}, stat, from, to)
+}
+
+// statistic computes stat over the datapoints of several series in
+// [from, to) as one.
+func statistic(all []*series, stat string, from, to time.Time) (float64, bool) {
 	var n int
 	var sum float64
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, p := range m.series[seriesKey(namespace, name, dims)] {
-		if p.at.Before(from) || !p.at.Before(to) {
-			continue
+	for _, sr := range all {
+		for _, p := range sr.pts {
+			if p.at.Before(from) || !p.at.Before(to) {
+				continue
+			}
+			n++
+			sum += p.value
+			lo, hi = min(lo, p.value), max(hi, p.value)
 		}
-		n++
-		sum += p.value
-		lo, hi = min(lo, p.value), max(hi, p.value)
 	}
 	if n == 0 {
 		return 0, false
 	}
 	switch stat {
-	case "Sum":
+	case "Sum", "SUM":
 		return sum, true
-	case "Maximum":
+	case "Maximum", "MAX":
 		return hi, true
-	case "Minimum":
+	case "Minimum", "MIN":
 		return lo, true
-	case "Average":
+	case "Average", "AVG":
 		return sum / float64(n), true
-	default: // SampleCount
+	default: // SampleCount, COUNT
 		return float64(n), true
 	}
 }
