@@ -63,9 +63,13 @@ func printSite(w io.Writer, snap observe.Site) {
 	} else {
 		fmt.Fprintf(w, "destinations:\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  NAME\tTYPE\tTARGET\tACKED VERSION\tBACKLOG\n")
+		fmt.Fprintf(tw, "  NAME\tTYPE\tTARGET\tACKED VERSION\tBACKLOG\tLAST PUSH\n")
 		for _, d := range snap.Destinations {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\n", d.Name, d.Type, d.Target, d.AckedVersion, d.Backlog)
+			last := "never"
+			if !d.AckedAt.IsZero() {
+				last = d.AckedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", d.Name, d.Type, d.Target, d.AckedVersion, d.Backlog, last)
 		}
 		tw.Flush()
 	}
@@ -293,7 +297,11 @@ func printTop(w io.Writer, v topView) {
 			}
 			var dests []string
 			for _, d := range s.Destinations {
-				dests = append(dests, fmt.Sprintf("%s (%d)", d.Name, d.Backlog))
+				last := "never pushed"
+				if !d.AckedAt.IsZero() {
+					last = "pushed " + d.AckedAt.UTC().Format("15:04:05")
+				}
+				dests = append(dests, fmt.Sprintf("%s (%d behind, %s)", d.Name, d.Backlog, last))
 			}
 			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Site, s.Version, s.AppliedSeq, s.Products, sequences(s.Waiting), state, strings.Join(dests, ", "))
 		}
