@@ -94,7 +94,7 @@ func TestAlarmCopyFunctionDown(t *testing.T) {
 	if !strings.Contains(a.Reason, "greater than the threshold (300.0)") {
 		t.Errorf("reason %q", a.Reason)
 	}
-	if !strings.Contains(s.logs.String(), "[alarms] ALARM") {
+	if !strings.Contains(s.logs.String(), "[alarms] OK → ALARM  CopyQueueAgeAlarm: Threshold Crossed") {
 		t.Errorf("the runner printed no ALARM transition:\n%s", s.logs.String())
 	}
 
@@ -106,6 +106,9 @@ func TestAlarmCopyFunctionDown(t *testing.T) {
 		t.Fatalf("after the copy function came back: %+v", r)
 	}
 	s.waitAlarm("CopyQueueAgeAlarm", alarms.OK, time.Minute)
+	if !strings.Contains(s.logs.String(), "[alarms] ALARM → OK  CopyQueueAgeAlarm") {
+		t.Errorf("the runner printed no ALARM → OK transition")
+	}
 	if a := s.alarm("ImportQueueAgeAlarm"); a.State == alarms.Alarming {
 		t.Errorf("ImportQueueAgeAlarm fired: %s", a.Reason)
 	}

@@ -244,6 +244,8 @@ type State struct {
 	Description string
 	Metric      string
 	Since       time.Time // the last transition
+	// Previous is the state before the last transition.
+	Previous string
 }
 
 // Evaluator holds the alarms, their states and the metric store they read.
@@ -292,7 +294,7 @@ func (e *Evaluator) Evaluate(now time.Time) []State {
 		if keep || state == cur.State {
 			continue
 		}
-		cur.State, cur.Reason, cur.Since = state, reason, now
+		cur.Previous, cur.State, cur.Reason, cur.Since = cur.State, state, reason, now
 		changed = append(changed, *cur)
 	}
 	return changed

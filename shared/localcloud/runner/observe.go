@@ -89,8 +89,11 @@ func (r *Runner) runAlarms(ctx context.Context) {
 		}
 		r.sampleQueues(ctx)
 		for _, s := range r.evaluator.Evaluate(r.cfg.Clock.Now()) {
-			fmt.Fprintf(r.cfg.LogOutput, "[alarms] %-17s %s: %s\n", s.State, s.Name, s.Reason)
-			r.cfg.Logger.Info("alarm state changed", "alarm", s.Name, "state", s.State)
+			// Into or out of ALARM is news; a new alarm's first OK is not.
+			if s.State == alarms.Alarming || s.Previous == alarms.Alarming {
+				fmt.Fprintf(r.cfg.LogOutput, "[alarms] %s → %s  %s: %s\n", s.Previous, s.State, s.Name, s.Reason)
+			}
+			r.cfg.Logger.Debug("alarm state changed", "alarm", s.Name, "from", s.Previous, "to", s.State, "reason", s.Reason)
 		}
 	}
 }
