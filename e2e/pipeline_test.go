@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -27,6 +26,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/apiauth"
 	"github.com/feedpipe/feedpipe/shared/clock"
 	"github.com/feedpipe/feedpipe/shared/localcloud"
+	"github.com/feedpipe/feedpipe/shared/localcloud/localcloudtest"
 	"github.com/feedpipe/feedpipe/shared/localcloud/runner"
 	"github.com/feedpipe/feedpipe/shared/site"
 	"github.com/feedpipe/feedpipe/shared/syncbuf"
@@ -44,7 +44,7 @@ type stack struct {
 	clock *clock.Clock
 }
 
-var buildDir = filepath.Join(os.TempDir(), "feedpipe-e2e-build")
+var buildDir = localcloudtest.BuildDir("feedpipe-e2e-build")
 
 func start(t testing.TB, params map[string]string) *stack {
 	t.Helper()

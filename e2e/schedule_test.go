@@ -50,6 +50,7 @@ import (
 	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/localcloud"
 	"github.com/feedpipe/feedpipe/shared/localcloud/lambdaruntime"
+	"github.com/feedpipe/feedpipe/shared/localcloud/localcloudtest"
 	"github.com/feedpipe/feedpipe/shared/site"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
@@ -182,7 +183,7 @@ func crashedSites(envs []*schedEnv) map[string]map[string]bool {
 // buildFunctions builds the four function binaries for this machine.
 func buildFunctions(t *testing.T) map[string]string {
 	t.Helper()
-	dir := filepath.Join(os.TempDir(), "feedpipe-schedule-build")
+	dir := localcloudtest.BuildDir("feedpipe-schedule-build")
 	bins := map[string]string{}
 	for _, fn := range []string{"copy", "import", "sync", "upload"} {
 		out := filepath.Join(dir, fn, "bootstrap")

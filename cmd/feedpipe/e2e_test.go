@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/feedpipe/feedpipe/shared/localcloud"
+	"github.com/feedpipe/feedpipe/shared/localcloud/localcloudtest"
 	"github.com/feedpipe/feedpipe/shared/localcloud/runner"
 	"github.com/feedpipe/feedpipe/shared/syncbuf"
 	"github.com/feedpipe/feedpipe/shared/uploads"
@@ -32,7 +33,7 @@ func TestEndToEnd(t *testing.T) {
 	logs := &syncbuf.Buffer{}
 	r, err := runner.Start(ctx, runner.Config{
 		Template: "../../template.yaml", StackName: "clie2e", Endpoint: cloud.Endpoint(), Clock: cloud.Clock(),
-		BuildDir: filepath.Join(os.TempDir(), "feedpipe-cli-e2e-build"), LogOutput: logs,
+		BuildDir: localcloudtest.BuildDir("feedpipe-cli-e2e-build"), LogOutput: logs,
 	})
 	if err != nil {
 		t.Fatal(err)

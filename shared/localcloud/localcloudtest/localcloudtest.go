@@ -5,6 +5,10 @@ package localcloudtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -65,4 +69,27 @@ func (e *Env) Queue(tb testing.TB, name string, attrs map[string]string) string 
 		tb.Fatalf("create queue %s: %v", name, err)
 	}
 	return aws.ToString(out.QueueUrl)
+}
+
+// BuildDir is where tests build function binaries that they reuse across
+// runs: a directory under the system's temporary directory named after
+// name and the checkout the test runs in, so that two checkouts tested at
+// once (two worktrees, two clones) never run each other's binaries.
+func BuildDir(name string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		wd = "unknown"
+	}
+	root := wd
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			root = dir
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("%s-%x", name, sum[:4]))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/feedpipe/feedpipe/shared/localcloud"
+	"github.com/feedpipe/feedpipe/shared/localcloud/localcloudtest"
 	"github.com/feedpipe/feedpipe/shared/localcloud/runner"
 	"github.com/feedpipe/feedpipe/shared/syncbuf"
 )
@@ -39,7 +40,7 @@ type stack struct {
 }
 
 // buildDir is shared by the tests of one run so each binary is built once.
-var buildDir = filepath.Join(os.TempDir(), "feedpipe-runner-test-build")
+var buildDir = localcloudtest.BuildDir("feedpipe-runner-test-build")
 
 func startStack(t testing.TB, params map[string]string) *stack {
 	t.Helper()
