@@ -178,15 +178,7 @@ func TestAlarmDestinationAnswering503(t *testing.T) {
 	s.embedded()
 	dead, deadURL := newReceiver(t, http.StatusServiceUnavailable)
 	ctx := context.Background()
-	client, store := s.storeClient(), s.runner.BucketName("StoreBucket")
-	cfg, err := site.Load(ctx, client, store, s.site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Destinations = []site.Destination{{Name: "dead", Type: "webhook", URL: deadURL, Secrets: []string{"s1"}}}
-	if err := site.Save(ctx, client, store, cfg); err != nil {
-		t.Fatal(err)
-	}
+	s.setDestinations(site.Destination{Name: "dead", Type: "webhook", URL: deadURL, Secrets: []string{"s1"}})
 	// Four versions the destination never acknowledges: more than the
 	// backlog alarm's three.
 	for i := range 4 {

@@ -45,15 +45,7 @@ func TestConsoleInChromium(t *testing.T) {
 	s := start(t, map[string]string{"AllowLoopbackHttp": "true"})
 	hook, hookURL := newReceiver(t, 0)
 	ctx := context.Background()
-	client, store := s.storeClient(), s.runner.BucketName("StoreBucket")
-	cfg, err := site.Load(ctx, client, store, s.site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Destinations = []site.Destination{{Name: "hook", Type: "webhook", URL: hookURL, Secrets: []string{"s1"}}}
-	if err := site.Save(ctx, client, store, cfg); err != nil {
-		t.Fatal(err)
-	}
+	s.setDestinations(site.Destination{Name: "hook", Type: "webhook", URL: hookURL, Secrets: []string{"s1"}})
 	a, _ := upsert("sku-1", 1)
 	b, _ := upsert("sku-2", 1)
 	s.apply(a, b)

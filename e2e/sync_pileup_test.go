@@ -12,21 +12,6 @@ import (
 	"github.com/feedpipe/feedpipe/shared/site"
 )
 
-// setDestinations replaces the test site's destinations.
-func (s *stack) setDestinations(dests ...site.Destination) {
-	s.t.Helper()
-	ctx := context.Background()
-	client, store := s.storeClient(), s.runner.BucketName("StoreBucket")
-	cfg, err := site.Load(ctx, client, store, s.site)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cfg.Destinations = dests
-	if err := site.Save(ctx, client, store, cfg); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
 // syncJobs counts the sync queue's messages, queued or in flight.
 func (s *stack) syncJobs() int {
 	s.t.Helper()

@@ -34,14 +34,7 @@ func TestSyncPropertyPushedChangesRebuildTheCatalog(t *testing.T) {
 	hook, hookURL := newReceiver(t, 0)
 	client := s.storeClient()
 	store := s.runner.BucketName("StoreBucket")
-	cfg, err := site.Load(ctx, client, store, s.site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Destinations = []site.Destination{{Name: "hook", Type: "webhook", URL: hookURL, Secrets: []string{"s1"}}}
-	if err := site.Save(ctx, client, store, cfg); err != nil {
-		t.Fatal(err)
-	}
+	s.setDestinations(site.Destination{Name: "hook", Type: "webhook", URL: hookURL, Secrets: []string{"s1"}})
 	cat := catalog.New(client, store)
 	acks := &syncjob.Store{S3: client, Bucket: store}
 

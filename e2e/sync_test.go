@@ -92,6 +92,21 @@ func (s *stack) storeClient() *s3.Client {
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
 }
 
+// setDestinations replaces the test site's destinations.
+func (s *stack) setDestinations(dests ...site.Destination) {
+	s.t.Helper()
+	ctx := context.Background()
+	client, store := s.storeClient(), s.runner.BucketName("StoreBucket")
+	cfg, err := site.Load(ctx, client, store, s.site)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cfg.Destinations = dests
+	if err := site.Save(ctx, client, store, cfg); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 func (s *stack) apply(lines ...string) {
 	s.t.Helper()
 	body := []byte(strings.Join(lines, "\n") + "\n")
@@ -162,17 +177,10 @@ func TestSyncPushesExactlyTheChangesOncePerVersion(t *testing.T) {
 	dead, deadURL := newReceiver(t, http.StatusServiceUnavailable)
 	client := s.storeClient()
 	store := s.runner.BucketName("StoreBucket")
-	cfg, err := site.Load(ctx, client, store, s.site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Destinations = []site.Destination{
-		{Name: "dead", Type: "webhook", URL: deadURL, Secrets: []string{"s1"}},
-		{Name: "hook", Type: "webhook", URL: healthyURL, Secrets: []string{"s1", "s2"}},
-	}
-	if err := site.Save(ctx, client, store, cfg); err != nil {
-		t.Fatal(err)
-	}
+	s.setDestinations(
+		site.Destination{Name: "dead", Type: "webhook", URL: deadURL, Secrets: []string{"s1"}},
+		site.Destination{Name: "hook", Type: "webhook", URL: healthyURL, Secrets: []string{"s1", "s2"}},
+	)
 
 	a1, _ := upsert("sku-1", 1)
 	a2, _ := upsert("sku-2", 1)

@@ -46,29 +46,45 @@ func (c *advanceCmd) Run(ctx context.Context) error {
 
 // control posts to one of the runner's endpoints and prints its answer.
 func control(ctx context.Context, api, path string, q url.Values) error {
+	body, status, err := controlRequest(ctx, http.MethodPost, api, path, q)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return controlError(status, body)
+	}
+	fmt.Println(strings.TrimSpace(string(body)))
+	return nil
+}
+
+// controlRequest sends one request to the runner's endpoints under
+// /_feedpipe/ and returns the answer.
+func controlRequest(ctx context.Context, method, api, path string, q url.Values) (body []byte, status int, err error) {
 	u := strings.TrimRight(api, "/") + "/_feedpipe/" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%v (is the stack running? start it with make run)", err)
+		return nil, 0, fmt.Errorf("%v (is the stack running? start it with make run)", err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s", e.Error.Message)
-		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	body, err = io.ReadAll(resp.Body)
+	return body, resp.StatusCode, err
+}
+
+// controlError is the error of a runner endpoint's non-200 answer: its
+// message, or the status and body.
+func controlError(status int, body []byte) error {
+	var e struct {
+		Error struct{ Message string } `json:"error"`
 	}
-	fmt.Println(strings.TrimSpace(string(body)))
-	return nil
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		return fmt.Errorf("%s", e.Error.Message)
+	}
+	return fmt.Errorf("%d %s: %s", status, http.StatusText(status), strings.TrimSpace(string(body)))
 }

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/feedpipe/feedpipe/shared/localcloud/runner"
 	"github.com/feedpipe/feedpipe/shared/observe"
 	"github.com/feedpipe/feedpipe/shared/uploads"
 )
@@ -142,23 +143,13 @@ type topCmd struct {
 
 // topView is what one refresh of top shows.
 type topView struct {
-	Time       time.Time      `json:"time"`
-	Queues     []queueRow     `json:"queues"`
-	QueuesNote string         `json:"queuesNote,omitempty"`
-	Alarms     []alarmRow     `json:"alarms"`
-	AlarmsNote string         `json:"alarmsNote,omitempty"`
-	Sites      []observe.Site `json:"sites"`
-	SitesNote  string         `json:"sitesNote,omitempty"`
-}
-
-type queueRow struct {
-	LogicalID        string         `json:"logicalId"`
-	Name             string         `json:"name"`
-	Visible          int            `json:"visible"`
-	InFlight         int            `json:"inFlight"`
-	Delayed          int            `json:"delayed"`
-	OldestAgeSeconds *float64       `json:"oldestAgeSeconds,omitempty"`
-	InFlightByGroup  map[string]int `json:"inFlightByGroup,omitempty"`
+	Time       time.Time            `json:"time"`
+	Queues     []runner.QueueStatus `json:"queues"`
+	QueuesNote string               `json:"queuesNote,omitempty"`
+	Alarms     []alarmRow           `json:"alarms"`
+	AlarmsNote string               `json:"alarmsNote,omitempty"`
+	Sites      []observe.Site       `json:"sites"`
+	SitesNote  string               `json:"sitesNote,omitempty"`
 }
 
 type alarmRow struct {
@@ -202,9 +193,9 @@ func (c *topCmd) Run(ctx context.Context, s *streams) error {
 // view gathers one refresh. A section that cannot be read says why and
 // the others are still shown.
 func (c *topCmd) view(ctx context.Context, reader observe.Reader) topView {
-	v := topView{Time: time.Now().UTC(), Queues: []queueRow{}, Alarms: []alarmRow{}, Sites: []observe.Site{}}
+	v := topView{Time: time.Now().UTC(), Queues: []runner.QueueStatus{}, Alarms: []alarmRow{}, Sites: []observe.Site{}}
 	var q struct {
-		Queues []queueRow `json:"queues"`
+		Queues []runner.QueueStatus `json:"queues"`
 	}
 	if err := getControl(ctx, c.API, "queues", &q); err != nil {
 		v.QueuesNote = err.Error()
@@ -234,22 +225,17 @@ var errNotAvailable = errors.New("not available from this stack")
 
 // getControl reads one of the runner's JSON endpoints.
 func getControl(ctx context.Context, api, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(api, "/")+"/_feedpipe/"+path, nil)
+	body, status, err := controlRequest(ctx, http.MethodGet, api, path, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%v (is the stack running? start it with make run)", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	if status == http.StatusNotFound {
 		return errNotAvailable
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /_feedpipe/%s: %s", path, resp.Status)
+	if status != http.StatusOK {
+		return controlError(status, body)
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return json.Unmarshal(body, out)
 }
 
 // printTop prints one refresh for people.
