@@ -312,7 +312,7 @@ func (f *fixture) streamUpload(key string, n int, seed uint64) (plain, stored in
 	if err != nil {
 		return 0, 0, err
 	}
-	cw := &countWriter{w: enc}
+	cw := &feedbench.CountingWriter{W: enc}
 	if err := feedbench.Write(cw, n, seed); err != nil {
 		return 0, 0, err
 	}
@@ -324,18 +324,7 @@ func (f *fixture) streamUpload(key string, n int, seed uint64) (plain, stored in
 	}
 	_, err = f.s3.CompleteMultipartUpload(f.ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(f.store), Key: aws.String(key),
 		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: pw.parts}})
-	return cw.n, pw.size, err
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return cw.N, pw.size, err
 }
 
 // partWriter uploads what is written to it as parts of a multipart upload.

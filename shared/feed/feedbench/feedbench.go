@@ -123,24 +123,25 @@ func Zstd(n int, seed, rev uint64) (data []byte, plain int64, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	cw := &countingWriter{w: enc}
+	cw := &CountingWriter{W: enc}
 	if err := WriteRevision(cw, n, seed, rev); err != nil {
 		return nil, 0, err
 	}
 	if err := enc.Close(); err != nil {
 		return nil, 0, err
 	}
-	return buf.Bytes(), cw.n, nil
+	return buf.Bytes(), cw.N, nil
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
+// CountingWriter passes writes to W and counts the bytes in N.
+type CountingWriter struct {
+	W io.Writer
+	N int64
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
+func (c *CountingWriter) Write(p []byte) (int, error) {
+	n, err := c.W.Write(p)
+	c.N += int64(n)
 	return n, err
 }
 
