@@ -185,6 +185,7 @@ func TestAlarmDestinationAnswering503(t *testing.T) {
 		line, _ := upsert("sku", i)
 		s.apply(line)
 	}
+	s.waitDirty()
 	if err := s.runner.FireSchedule(ctx, "SyncFunction"); err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if r := s.waitTerminal(bad, time.Minute); r.State != "rejected" {
 		t.Fatalf("the bad delta: %+v", r)
 	}
+	s.waitDirty()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/feedpipe/feedpipe/shared/layout"
 	"github.com/feedpipe/feedpipe/shared/site"
 )
 
@@ -104,6 +105,23 @@ func (s *stack) setDestinations(dests ...site.Destination) {
 	cfg.Destinations = dests
 	if err := site.Save(ctx, client, store, cfg); err != nil {
 		s.t.Fatal(err)
+	}
+}
+
+// waitDirty waits until the site's sync dirty mark exists: the importer
+// sets it just after the upload reads imported, and a sync planned before
+// it has nothing to plan.
+func (s *stack) waitDirty() {
+	s.t.Helper()
+	client, store := s.storeClient(), s.runner.BucketName("StoreBucket")
+	key := layout.SyncDirtyKey(s.site)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(store), Key: aws.String(key)}); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no sync dirty mark %s after the import", key)
+		}
 	}
 }
 
