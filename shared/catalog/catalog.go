@@ -120,8 +120,8 @@ const (
 const maxDepth = 40
 
 // Store reads and writes the catalogs of any number of sites in one bucket.
-// It is safe for concurrent use; besides its configuration it holds only a
-// pool of reusable decoders. Create it with New.
+// It is safe for concurrent use; besides its configuration it holds only
+// pools of reusable decoders and encoders. Create it with New.
 type Store struct {
 	client        objectAPI
 	bucket        string
@@ -132,6 +132,7 @@ type Store struct {
 	concurrency   int
 	now           func() time.Time
 	decoders      sync.Pool // of *zstd.Decoder
+	encoders      sync.Pool // of *zstd.Encoder, at encoderLevel
 }
 
 // Option configures a Store.

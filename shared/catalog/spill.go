@@ -3,6 +3,7 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"container/heap"
 	"encoding/binary"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 // op is one operation of a batch, numbered in batch order.
 type op struct {
+	hash    uint64 // idHash(id)
 	id      string
 	product []byte // nil for a delete
 	seq     uint64 // position in the batch: later ops have higher seq
@@ -22,25 +24,35 @@ type op struct {
 }
 
 // opOverhead approximates the memory an op costs besides its bytes.
-const opOverhead = 80
+const opOverhead = 72
 
 func (o *op) size() int64 { return int64(len(o.id) + len(o.product) + opOverhead) }
 
-// compareOps orders ops by id, then batch order.
+// opOrder is an order of ops: every stream of ops is sorted by one.
+type opOrder func(a, b *op) int
+
+// compareOps orders ops by the hash of their id (the order of the shards'
+// ranges), then id, then batch order: all ops of one id are adjacent, and
+// so are all ops of any prefix of the hash space.
 func compareOps(a, b *op) int {
+	switch {
+	case a.hash < b.hash:
+		return -1
+	case a.hash > b.hash:
+		return 1
+	}
+	return compareIDs(a, b)
+}
+
+// compareIDs orders ops by id, then batch order.
+func compareIDs(a, b *op) int {
 	if c := strings.Compare(a.id, b.id); c != 0 {
 		return c
 	}
-	switch {
-	case a.seq < b.seq:
-		return -1
-	case a.seq > b.seq:
-		return 1
-	}
-	return 0
+	return cmp.Compare(a.seq, b.seq)
 }
 
-// opReader is a stream of ops in compareOps order.
+// opReader is a stream of ops sorted by an opOrder.
 type opReader interface {
 	next() (bool, error)
 	current() *op
@@ -85,7 +97,7 @@ func newSpillFile(dir string) (*spillFile, error) {
 
 // write appends one op to the run being written.
 func (s *spillFile) write(o *op) error {
-	b := s.buf[:0]
+	b := binary.BigEndian.AppendUint64(s.buf[:0], o.hash)
 	b = binary.AppendUvarint(b, uint64(len(o.id)))
 	b = append(b, o.id...)
 	b = binary.AppendUvarint(b, o.seq)
@@ -151,10 +163,13 @@ type runReader struct {
 func (r *runReader) current() *op { return &r.cur }
 
 func (r *runReader) next() (bool, error) {
-	n, err := binary.ReadUvarint(r.br)
-	if err == io.EOF {
+	var hash [8]byte
+	if _, err := io.ReadFull(r.br, hash[:]); err == io.EOF {
 		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("read spill file: %w", err)
 	}
+	n, err := binary.ReadUvarint(r.br)
 	if err != nil {
 		return false, fmt.Errorf("read spill file: %w", err)
 	}
@@ -162,8 +177,7 @@ func (r *runReader) next() (bool, error) {
 	if _, err := io.ReadFull(r.br, id); err != nil {
 		return false, fmt.Errorf("read spill file: %w", err)
 	}
-	var o op
-	o.id = string(id)
+	o := op{hash: binary.BigEndian.Uint64(hash[:]), id: string(id)}
 	if o.seq, err = binary.ReadUvarint(r.br); err != nil {
 		return false, fmt.Errorf("read spill file: %w", err)
 	}
@@ -197,28 +211,35 @@ type opMerger struct {
 	cur     *op
 }
 
-type opHeap []opReader
+type opHeap struct {
+	readers []opReader
+	order   opOrder
+}
 
-func (h opHeap) Len() int           { return len(h) }
-func (h opHeap) Less(i, j int) bool { return compareOps(h[i].current(), h[j].current()) < 0 }
-func (h opHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *opHeap) Push(x any)        { *h = append(*h, x.(opReader)) }
+func (h opHeap) Len() int { return len(h.readers) }
+func (h opHeap) Less(i, j int) bool {
+	return h.order(h.readers[i].current(), h.readers[j].current()) < 0
+}
+func (h opHeap) Swap(i, j int) { h.readers[i], h.readers[j] = h.readers[j], h.readers[i] }
+func (h *opHeap) Push(x any)   { h.readers = append(h.readers, x.(opReader)) }
 func (h *opHeap) Pop() any {
-	old := *h
+	old := h.readers
 	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+	h.readers = old[:len(old)-1]
 	return x
 }
 
-func newOpMerger(readers []opReader) (*opMerger, error) {
-	m := &opMerger{}
+// newOpMerger merges readers, each sorted by order, into one stream sorted
+// by order.
+func newOpMerger(readers []opReader, order opOrder) (*opMerger, error) {
+	m := &opMerger{h: opHeap{order: order}}
 	for _, r := range readers {
 		more, err := r.next()
 		if err != nil {
 			return nil, err
 		}
 		if more {
-			m.h = append(m.h, r)
+			m.h.readers = append(m.h.readers, r)
 		}
 	}
 	heap.Init(&m.h)
@@ -228,8 +249,8 @@ func newOpMerger(readers []opReader) (*opMerger, error) {
 // next advances to the next op; the previous one stays valid only when its
 // reader owns its bytes (runReader copies, memRun points into its slice).
 func (m *opMerger) next() (bool, error) {
-	if m.started && len(m.h) > 0 {
-		top := m.h[0]
+	if m.started && m.h.Len() > 0 {
+		top := m.h.readers[0]
 		more, err := top.next()
 		if err != nil {
 			return false, err
@@ -241,11 +262,11 @@ func (m *opMerger) next() (bool, error) {
 		}
 	}
 	m.started = true
-	if len(m.h) == 0 {
+	if m.h.Len() == 0 {
 		m.cur = nil
 		return false, nil
 	}
-	c := *m.h[0].current()
+	c := *m.h.readers[0].current()
 	m.cur = &c
 	return true, nil
 }
@@ -256,9 +277,10 @@ func (m *opMerger) current() *op { return m.cur }
 // passes into longer runs (an external merge sort).
 const mergeFanIn = 64
 
-// reduceRuns merges runs in groups of mergeFanIn into new runs at the end of
-// the spill file until at most mergeFanIn remain.
-func (s *spillFile) reduceRuns(runs []run) ([]run, error) {
+// reduceRuns merges runs (each sorted by order) in groups of mergeFanIn
+// into new runs at the end of the spill file until at most mergeFanIn
+// remain.
+func (s *spillFile) reduceRuns(runs []run, order opOrder) ([]run, error) {
 	for len(runs) > mergeFanIn {
 		if err := s.flush(); err != nil {
 			return nil, err
@@ -268,7 +290,7 @@ func (s *spillFile) reduceRuns(runs []run) ([]run, error) {
 		for i, r := range batch {
 			readers[i] = s.open(r, 16<<10)
 		}
-		m, err := newOpMerger(readers)
+		m, err := newOpMerger(readers, order)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -111,6 +113,13 @@ func (s *Store) Stage(ctx context.Context, site string, base Version, deltas []D
 	}
 	b := &stager{s: s, ctx: ctx, site: site, cov: cov, dir: dir,
 		groups: make([]group, len(cov.refs)), counts: make([]Counts, len(deltas))}
+	for i, ref := range cov.refs {
+		b.groups[i].order = compareIDs
+		if ref.Count == 0 {
+			b.groups[i].order, b.groups[i].byHash = compareOps, true
+		}
+	}
+	defer b.releaseEncoder()
 	st, err := b.run(base, deltas)
 	if err != nil {
 		b.abort()
@@ -141,11 +150,17 @@ type stager struct {
 }
 
 // group is the ops of one base shard: sorted runs in the spill file and the
-// ops since the last spill.
+// ops since the last spill. The ops of a shard with products are sorted by
+// id, to merge with its products; those of an empty shard (a new catalog's
+// root) by hash, so that they arrive shard by shard of the result.
 type group struct {
 	mem     []op
 	runs    []run
+	order   opOrder // compareOps when byHash, else compareIDs
+	byHash  bool
 	touched bool
+	upBytes int64 // NDJSON bytes of its upserts
+	upCount int   // and their number
 }
 
 type countingWriter struct {
@@ -248,15 +263,17 @@ func (b *stager) ingest(di int, d Delta) error {
 		if err := layout.ValidateProductID(o.ID); err != nil {
 			return fmt.Errorf("op %d: %w", line, err)
 		}
-		rec := op{id: o.ID, seq: b.seq, delta: di, del: o.Delete}
+		rec := op{hash: idHash(o.ID), id: o.ID, seq: b.seq, delta: di, del: o.Delete}
+		g := &b.groups[b.cov.lookup(rec.hash)]
 		if !o.Delete {
 			if err := checkProduct(o.Product); err != nil {
 				return fmt.Errorf("op %d (id %q): %w", line, o.ID, err)
 			}
 			rec.product = o.Product
+			g.upBytes += lineLen(o.ID, o.Product)
+			g.upCount++
 		}
 		b.seq++
-		g := &b.groups[b.cov.lookup(idHash(o.ID))]
 		g.mem = append(g.mem, rec)
 		g.touched = true
 		b.mem += rec.size()
@@ -281,8 +298,7 @@ func (b *stager) spillAll() error {
 		if len(g.mem) == 0 {
 			continue
 		}
-		sortOps(g.mem)
-		r, err := b.spill.writeRun(&memRun{ops: g.mem})
+		r, err := b.spill.writeRun(&memRun{ops: sortOps(g.mem, g.byHash)})
 		if err != nil {
 			return err
 		}
@@ -294,18 +310,44 @@ func (b *stager) spillAll() error {
 	return nil
 }
 
-func sortOps(ops []op) {
-	slices.SortFunc(ops, func(a, b op) int { return compareOps(&a, &b) })
+// sortKey is an op's place in a sort: sorting keys and then moving each op
+// once costs a fraction of sorting the ops themselves.
+type sortKey struct {
+	hash uint64
+	i    int
 }
 
-// groupOps returns the group's ops in order, merging its spilled runs.
+// sortOps returns ops sorted by compareOps (byHash) or compareIDs, in a new
+// slice.
+func sortOps(ops []op, byHash bool) []op {
+	keys := make([]sortKey, len(ops))
+	for i := range ops {
+		keys[i] = sortKey{ops[i].hash, i}
+	}
+	if byHash {
+		slices.SortFunc(keys, func(a, b sortKey) int {
+			if c := cmp.Compare(a.hash, b.hash); c != 0 {
+				return c
+			}
+			return compareIDs(&ops[a.i], &ops[b.i])
+		})
+	} else {
+		slices.SortFunc(keys, func(a, b sortKey) int { return compareIDs(&ops[a.i], &ops[b.i]) })
+	}
+	out := make([]op, len(ops))
+	for j, k := range keys {
+		out[j] = ops[k.i]
+	}
+	return out
+}
+
+// groupOps returns the group's ops in its order, merging its spilled runs.
 func (b *stager) groupOps(g *group) (opReader, error) {
-	sortOps(g.mem)
-	mem := &memRun{ops: g.mem}
+	mem := &memRun{ops: sortOps(g.mem, g.byHash)}
 	if len(g.runs) == 0 {
 		return mem, nil
 	}
-	runs, err := b.spill.reduceRuns(g.runs)
+	runs, err := b.spill.reduceRuns(g.runs, g.order)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +355,7 @@ func (b *stager) groupOps(g *group) (opReader, error) {
 	for _, r := range runs {
 		readers = append(readers, b.spill.open(r, 32<<10))
 	}
-	return newOpMerger(append(readers, mem))
+	return newOpMerger(append(readers, mem), g.order)
 }
 
 // mergeGroup applies the group's ops to the old content of its shard and
@@ -335,6 +377,9 @@ func (b *stager) mergeGroup(i int, old recordReader) ([]ShardRef, error) {
 		return nil, err
 	}
 	g.mem, g.runs = nil, nil
+	if ref.Count == 0 {
+		return b.build(ref, p, ops, g)
+	}
 	out := newRecBuffer(b.dir, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
 	b.spare = nil
 	changed, err := b.apply(old, ops, out)
@@ -379,40 +424,8 @@ func (b *stager) apply(old recordReader, ops opReader, out *recBuffer) (changed 
 			cur = old.current().product
 			was, present, wasPresent = cur, true, true
 		}
-		full := 0 // the next Full delta this id has not passed yet
-		for opMore && ops.current().id == id {
-			o := ops.current()
-			for ; full < len(b.fulls) && b.fulls[full] < o.delta; full++ {
-				if present {
-					b.counts[b.fulls[full]].Deleted++
-					cur, present = nil, false
-				}
-			}
-			if full < len(b.fulls) && b.fulls[full] == o.delta {
-				full++
-			}
-			c := &b.counts[o.delta]
-			switch {
-			case o.del && present:
-				c.Deleted++
-				cur, present = nil, false
-			case o.del:
-				c.Unchanged++
-			case present && bytes.Equal(cur, o.product):
-				c.Unchanged++
-			default:
-				c.Upserted++
-				cur, present = o.product, true
-			}
-			if opMore, err = ops.next(); err != nil {
-				return false, err
-			}
-		}
-		for ; full < len(b.fulls); full++ {
-			if present {
-				b.counts[b.fulls[full]].Deleted++
-				cur, present = nil, false
-			}
+		if cur, present, opMore, err = b.reduce(ops, opMore, id, cur, present); err != nil {
+			return false, err
 		}
 		if present {
 			if err := out.add(id, cur); err != nil {
@@ -429,6 +442,109 @@ func (b *stager) apply(old recordReader, ops opReader, out *recBuffer) (changed 
 		}
 	}
 	return changed, nil
+}
+
+// reduce applies the ops of id at the head of ops (opMore: ops is not at
+// its end) to the product's state before the batch, counting each op
+// against the state the batch has reached, and returns the state after the
+// batch and whether ops has more.
+func (b *stager) reduce(ops opReader, opMore bool, id string, cur []byte, present bool) ([]byte, bool, bool, error) {
+	full := 0 // the next Full delta this id has not passed yet
+	for opMore && ops.current().id == id {
+		o := ops.current()
+		for ; full < len(b.fulls) && b.fulls[full] < o.delta; full++ {
+			if present {
+				b.counts[b.fulls[full]].Deleted++
+				cur, present = nil, false
+			}
+		}
+		if full < len(b.fulls) && b.fulls[full] == o.delta {
+			full++
+		}
+		c := &b.counts[o.delta]
+		switch {
+		case o.del && present:
+			c.Deleted++
+			cur, present = nil, false
+		case o.del:
+			c.Unchanged++
+		case present && bytes.Equal(cur, o.product):
+			c.Unchanged++
+		default:
+			c.Upserted++
+			cur, present = o.product, true
+		}
+		var err error
+		if opMore, err = ops.next(); err != nil {
+			return nil, false, false, err
+		}
+	}
+	for ; full < len(b.fulls); full++ {
+		if present {
+			b.counts[b.fulls[full]].Deleted++
+			cur, present = nil, false
+		}
+	}
+	return cur, present, opMore, nil
+}
+
+// build writes the products of the group of an empty base shard from its
+// ops in hash order, without buffering them whole: it picks the depth below
+// p at which the group's upserts would fill shards up to the split size,
+// and finalizes those leaves one by one, each sorted by id in memory (a leaf
+// that turns out larger than a shard splits further, as in finalize). It
+// returns ref when no product remains.
+func (b *stager) build(ref ShardRef, p prefix, ops opReader, g *group) ([]ShardRef, error) {
+	k := 0
+	for p.depth+k < maxDepth && (g.upBytes>>k > b.s.splitBytes || int64(g.upCount)>>k > int64(b.s.splitProducts)) {
+		k++
+	}
+	opMore, err := ops.next()
+	if err != nil {
+		return nil, err
+	}
+	var refs []ShardRef
+	var leaf []record
+	total := 0
+	for i := uint64(0); i < 1<<k; i++ {
+		if err := b.ctx.Err(); err != nil {
+			return nil, err
+		}
+		leaf = leaf[:0]
+		for opMore && p.childIndex(ops.current().hash, k) == i {
+			id := ops.current().id
+			var product []byte
+			var present bool
+			if product, present, opMore, err = b.reduce(ops, opMore, id, nil, false); err != nil {
+				return nil, err
+			}
+			if present {
+				leaf = append(leaf, record{id: id, product: product})
+			}
+		}
+		slices.SortFunc(leaf, func(x, y record) int { return strings.Compare(x.id, y.id) })
+		buf := newRecBuffer(b.dir, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
+		b.spare = nil
+		for _, r := range leaf {
+			if err := buf.add(r.id, r.product); err != nil {
+				buf.release()
+				return nil, err
+			}
+		}
+		total += len(leaf)
+		sub, err := b.finalize(p.child(k, i), buf)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, sub...)
+	}
+	if opMore {
+		return nil, fmt.Errorf("catalog %s: stage shard %s: %w: ops out of hash order", b.site, p, ErrCorrupt)
+	}
+	if total == 0 {
+		return []ShardRef{ref}, nil
+	}
+	return refs, nil
 }
 
 // splitPassBits is the most bits one pass of a split adds (2^8 children at
@@ -502,6 +618,17 @@ func (b *stager) finalize(p prefix, buf *recBuffer) ([]ShardRef, error) {
 	return refs, nil
 }
 
+// releaseEncoder returns the stager's encoder, if it took one, to the
+// store's pool: a new encoder allocates its history and tables, which costs
+// more than encoding a small shard.
+func (b *stager) releaseEncoder() {
+	if b.enc != nil {
+		b.enc.Reset(nil)
+		b.s.encoders.Put(b.enc)
+		b.enc = nil
+	}
+}
+
 // encoderLevel trades compression for speed; the fastest level keeps
 // staging near the cost of decoding the input.
 const encoderLevel = zstd.SpeedFastest
@@ -510,9 +637,12 @@ const encoderLevel = zstd.SpeedFastest
 // to the staged output and names it by the hash of its NDJSON content.
 func (b *stager) writeShard(p prefix, buf *recBuffer) (ShardRef, error) {
 	if b.enc == nil {
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(encoderLevel))
-		if err != nil {
-			return ShardRef{}, fmt.Errorf("catalog %s: stage: %w", b.site, err)
+		enc, ok := b.s.encoders.Get().(*zstd.Encoder)
+		if !ok {
+			var err error
+			if enc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(encoderLevel)); err != nil {
+				return ShardRef{}, fmt.Errorf("catalog %s: stage: %w", b.site, err)
+			}
 		}
 		b.enc = enc
 	}

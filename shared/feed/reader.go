@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/feedpipe/feedpipe/shared/layout"
@@ -60,10 +61,7 @@ func NewReader(r io.Reader, enc layout.Encoding, opts Options) (*Reader, error) 
 	case layout.Gzip:
 		// Opened by the first Next: reading the gzip header is I/O.
 	case layout.Zstd:
-		zr, err := zstd.NewReader(fr.src,
-			zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(maxWindow))
+		zr, err := getDecoder(fr.src)
 		if err != nil {
 			return nil, fmt.Errorf("feed: zstd decoder: %w", err)
 		}
@@ -113,7 +111,7 @@ func (r *Reader) Errors() []LineError { return slices.Clone(r.errs) }
 func (r *Reader) Close() error {
 	var err error
 	if r.zr != nil {
-		r.zr.Close()
+		putDecoder(r.zr)
 		r.zr = nil
 	}
 	if r.gr != nil {
@@ -125,6 +123,32 @@ func (r *Reader) Close() error {
 	r.r, r.w, r.scanned = 0, 0, 0
 	r.err = ErrClosed
 	return err
+}
+
+// decoders keeps zstd decoders between Readers: a new one allocates its
+// window and history buffers, which costs more than decoding a small delta.
+var decoders sync.Pool // of *zstd.Decoder
+
+func getDecoder(src io.Reader) (*zstd.Decoder, error) {
+	if d, ok := decoders.Get().(*zstd.Decoder); ok {
+		if err := d.Reset(src); err == nil {
+			return d, nil
+		}
+		d.Close()
+	}
+	return zstd.NewReader(src,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(maxWindow))
+}
+
+// putDecoder returns d to the pool, holding no reference to its input.
+func putDecoder(d *zstd.Decoder) {
+	if err := d.Reset(nil); err != nil {
+		d.Close()
+		return
+	}
+	decoders.Put(d)
 }
 
 func (r *Reader) openGzip() error {

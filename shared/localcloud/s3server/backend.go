@@ -3,6 +3,7 @@ package s3server
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/hex"
 	"hash/fnv"
 	"io"
@@ -141,16 +142,31 @@ func (b *backend) PutObject(ctx context.Context, bucket, key string, meta map[st
 		return gofakes3.PutObjectResult{}, err
 	}
 	result, err := b.Backend.PutObject(ctx, bucket, key, meta, bytes.NewReader(body), int64(len(body)))
+	var etag string
+	if err == nil {
+		etag = b.storedETag(ctx, result, bucket, key, body)
+	}
 	unlock()
 	if err != nil {
 		return result, err
 	}
-	etag := strings.Trim(result.ETag, `"`)
-	if etag == "" {
-		etag = md5Hex(body)
-	}
 	b.created(ctx, written{bucket: bucket, key: key, size: int64(len(body)), etag: etag, versionID: string(result.VersionID), info: info})
 	return result, nil
+}
+
+// storedETag is the ETag of the object just written under the key's lock:
+// the backend's, which has already hashed the body, or the MD5 of body.
+func (b *backend) storedETag(ctx context.Context, result gofakes3.PutObjectResult, bucket, key string, body []byte) string {
+	if etag := strings.Trim(result.ETag, `"`); etag != "" {
+		return etag
+	}
+	if obj, err := b.Backend.HeadObject(ctx, bucket, key); err == nil {
+		_ = obj.Contents.Close()
+		if len(obj.Hash) == md5.Size {
+			return hex.EncodeToString(obj.Hash)
+		}
+	}
+	return md5Hex(body)
 }
 
 // CopyObject copies under the destination key's lock, honouring the
