@@ -200,6 +200,7 @@ func (h *Handler) halt(ctx context.Context, siteName string, why haltError, log 
 // planned is one sequence of a group commit.
 type planned struct {
 	rec   uploads.Record
+	etag  string // of rec as stored: its next write skips the read
 	apply bool // false: resolved without data (expired, cancelled, rejected)
 	stats feed.Stats
 	errs  []feed.LineError
@@ -222,32 +223,40 @@ func (h *Handler) advance(ctx context.Context, siteName string, log *slog.Logger
 		return transientError{err}
 	}
 	cfg = cfg.Limits()
+	// committed is the version this invocation committed last: the head to
+	// plan on next, whose sequences are all marked imported already. Should
+	// another importer have moved past it, the next commit on it conflicts
+	// and the loop reads the head again.
+	var committed *catalog.Version
 	for {
 		if h.timeLow(ctx) {
 			log.Info("stopping a group commit early; waking the site to go on")
 			return wrapTransient(messages.Send(ctx, h.SQS, h.ImportQueueURL, messages.Import{Kind: messages.KindWake, Site: siteName, Reason: "continue"}))
 		}
-		head, err := h.Catalog.Head(ctx, siteName)
-		if err != nil {
+		var head catalog.Version
+		if committed != nil {
+			head = *committed
+		} else if head, err = h.Catalog.Head(ctx, siteName); err != nil {
 			return transientError{err}
 		}
 		group, err := h.plan(ctx, siteName, head.AppliedSeq)
 		if err != nil {
 			return err
 		}
-		if err := h.finishApplied(ctx, siteName, head, log); err != nil {
-			return err
+		if committed == nil {
+			if err := h.finishApplied(ctx, siteName, head, log); err != nil {
+				return err
+			}
 		}
 		if len(group) == 0 {
 			return nil
 		}
-		done, err := h.commit(ctx, siteName, cfg, head, group, log)
+		committed, err = h.commit(ctx, siteName, cfg, head, group, log)
 		if err != nil {
 			return err
 		}
-		if !done {
-			continue // lost a race with another importer: re-read and go on
-		}
+		// committed == nil: lost a race with another importer; re-read the
+		// head and go on.
 	}
 }
 
@@ -268,7 +277,7 @@ func (h *Handler) timeLow(ctx context.Context) bool {
 func (h *Handler) plan(ctx context.Context, siteName string, applied uint64) ([]*planned, error) {
 	var group []*planned
 	for seq := applied + 1; len(group) < maxGroup; seq++ {
-		rec, _, err := h.Uploads.Get(ctx, siteName, seq)
+		rec, etag, err := h.Uploads.Get(ctx, siteName, seq)
 		if errors.Is(err, uploads.ErrNotFound) {
 			break
 		}
@@ -282,12 +291,12 @@ func (h *Handler) plan(ctx context.Context, siteName string, applied uint64) ([]
 			if rec.Mode == uploads.Full && len(group) > 0 {
 				return group, nil
 			}
-			group = append(group, &planned{rec: rec, apply: true})
+			group = append(group, &planned{rec: rec, etag: etag, apply: true})
 			if rec.Mode == uploads.Full {
 				return group, nil
 			}
 		case uploads.Expired, uploads.Cancelled, uploads.Rejected:
-			group = append(group, &planned{rec: rec})
+			group = append(group, &planned{rec: rec, etag: etag})
 		default:
 			// awaiting_upload or received: the gap; imported: another
 			// importer is ahead of the head we read.
@@ -305,7 +314,7 @@ func (h *Handler) finishApplied(ctx context.Context, siteName string, head catal
 		return nil
 	}
 	for seq := head.AppliedSeq; seq > 0 && head.AppliedSeq-seq < maxGroup; seq-- {
-		rec, _, err := h.Uploads.Get(ctx, siteName, seq)
+		rec, etag, err := h.Uploads.Get(ctx, siteName, seq)
 		if err != nil {
 			return transientError{err}
 		}
@@ -315,7 +324,7 @@ func (h *Handler) finishApplied(ctx context.Context, siteName string, head catal
 		if rec.State != uploads.Queued && rec.State != uploads.Importing {
 			continue // resolved without data; an earlier sequence may still need its status
 		}
-		if err := h.markImported(ctx, rec, head.Version); err != nil {
+		if err := h.markImported(ctx, rec, etag, head.Version); err != nil {
 			return err
 		}
 		log.Info("finished an applied sequence's status", "sequence", seq)
@@ -323,24 +332,24 @@ func (h *Handler) finishApplied(ctx context.Context, siteName string, head catal
 	return nil
 }
 
-// commit stages the group on head and commits it. It returns false when
-// another importer committed first.
-func (h *Handler) commit(ctx context.Context, siteName string, cfg site.Config, head catalog.Version, group []*planned, log *slog.Logger) (bool, error) {
+// commit stages the group on head and commits it. It returns the version it
+// committed, or nil when another importer committed first.
+func (h *Handler) commit(ctx context.Context, siteName string, cfg site.Config, head catalog.Version, group []*planned, log *slog.Logger) (*catalog.Version, error) {
 	now := h.now()
 	for _, p := range group {
 		if !p.apply || p.rec.State == uploads.Importing {
 			continue
 		}
-		rec, err := h.Uploads.Update(ctx, siteName, p.rec.Sequence, func(r *uploads.Record) error {
+		rec, etag, err := h.Uploads.UpdateFrom(ctx, p.rec, p.etag, func(r *uploads.Record) error {
 			if r.State != uploads.Queued {
 				return uploads.ErrUnchanged
 			}
 			return r.Move(uploads.Importing, now)
 		})
 		if err != nil {
-			return false, transientError{err}
+			return nil, transientError{err}
 		}
-		p.rec = rec
+		p.rec, p.etag = rec, etag
 	}
 	for attempt := 0; ; attempt++ {
 		var deltas []catalog.Delta
@@ -353,21 +362,21 @@ func (h *Handler) commit(ctx context.Context, siteName string, cfg site.Config, 
 		var bad badUploadError
 		if errors.As(err, &bad) {
 			if err := h.rejectUndecodable(ctx, siteName, group, bad, log); err != nil {
-				return false, err
+				return nil, err
 			}
 			continue // stage again without it
 		}
 		if err != nil {
 			var halt haltError
 			if errors.As(err, &halt) {
-				return false, halt
+				return nil, halt
 			}
-			return false, transientError{fmt.Errorf("stage sequences %d-%d: %w", group[0].rec.Sequence, group[len(group)-1].rec.Sequence, err)}
+			return nil, transientError{fmt.Errorf("stage sequences %d-%d: %w", group[0].rec.Sequence, group[len(group)-1].rec.Sequence, err)}
 		}
 		rejected, err := h.judge(ctx, siteName, cfg, head, group, staged, log)
 		if err != nil {
 			_ = staged.Discard()
-			return false, err
+			return nil, err
 		}
 		if rejected && attempt < len(group) {
 			_ = staged.Discard()
@@ -377,27 +386,27 @@ func (h *Handler) commit(ctx context.Context, siteName string, cfg site.Config, 
 		v, err := staged.Commit(ctx, last)
 		if errors.Is(err, catalog.ErrConflict) {
 			log.Info("another importer committed first; re-reading", "base", head.Version)
-			return false, nil
+			return nil, nil
 		}
 		if err != nil {
-			return false, transientError{fmt.Errorf("commit sequences through %d: %w", last, err)}
+			return nil, transientError{fmt.Errorf("commit sequences through %d: %w", last, err)}
 		}
 		log.Info("catalog committed", "version", v.Version, "appliedSeq", v.AppliedSeq, "products", v.Products, "sequences", len(group))
 		for _, p := range group {
 			if p.apply {
-				if err := h.markImported(ctx, p.rec, v.Version); err != nil {
-					return false, err
+				if err := h.markImported(ctx, p.rec, p.etag, v.Version); err != nil {
+					return nil, err
 				}
 				h.emitApplied(siteName, p.rec)
 			}
 		}
 		if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.SyncDirtyKey(siteName)), Body: strings.NewReader("{}")}); err != nil {
-			return false, transientError{fmt.Errorf("mark %s dirty for sync: %w", siteName, err)}
+			return nil, transientError{fmt.Errorf("mark %s dirty for sync: %w", siteName, err)}
 		}
 		if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(h.StoreBucket), Key: aws.String(layout.CollectKey(siteName)), Body: strings.NewReader("{}")}); err != nil {
-			return false, transientError{fmt.Errorf("mark %s for catalog collection: %w", siteName, err)}
+			return nil, transientError{fmt.Errorf("mark %s for catalog collection: %w", siteName, err)}
 		}
-		return true, nil
+		return &v, nil
 	}
 }
 
@@ -441,7 +450,7 @@ func (h *Handler) judge(ctx context.Context, siteName string, cfg site.Config, h
 			p.apply = false
 			log.Warn("upload rejected", "sequence", p.rec.Sequence, "reason", reason, "message", message, "alarm", alarmFor(reason))
 			h.Metrics.Emit(map[string]string{metrics.DimSite: siteName}, metrics.CountOf(metricFor(reason), 1))
-			rec, err := h.Uploads.Update(ctx, siteName, p.rec.Sequence, func(r *uploads.Record) error {
+			rec, etag, err := h.Uploads.UpdateFrom(ctx, p.rec, p.etag, func(r *uploads.Record) error {
 				if r.State != uploads.Importing {
 					return uploads.ErrUnchanged
 				}
@@ -452,10 +461,10 @@ func (h *Handler) judge(ctx context.Context, siteName string, cfg site.Config, h
 			if err != nil {
 				return false, transientError{err}
 			}
-			p.rec = rec
+			p.rec, p.etag = rec, etag
 			continue
 		}
-		rec, err := h.Uploads.Update(ctx, siteName, p.rec.Sequence, func(r *uploads.Record) error {
+		rec, etag, err := h.Uploads.UpdateFrom(ctx, p.rec, p.etag, func(r *uploads.Record) error {
 			if r.State != uploads.Importing {
 				return uploads.ErrUnchanged
 			}
@@ -466,7 +475,7 @@ func (h *Handler) judge(ctx context.Context, siteName string, cfg site.Config, h
 		if err != nil {
 			return false, transientError{err}
 		}
-		p.rec = rec
+		p.rec, p.etag = rec, etag
 	}
 	return rejected, nil
 }
@@ -556,8 +565,9 @@ func (h *Handler) emitApplied(siteName string, rec uploads.Record) {
 }
 
 // markImported finishes a sequence: imported, with its catalog version.
-func (h *Handler) markImported(ctx context.Context, rec uploads.Record, version uint64) error {
-	_, err := h.Uploads.Update(ctx, rec.Site, rec.Sequence, func(r *uploads.Record) error {
+// rec and etag are the record as last read or written.
+func (h *Handler) markImported(ctx context.Context, rec uploads.Record, etag string, version uint64) error {
+	_, _, err := h.Uploads.UpdateFrom(ctx, rec, etag, func(r *uploads.Record) error {
 		switch r.State {
 		case uploads.Queued:
 			if err := r.Move(uploads.Importing, h.now()); err != nil {

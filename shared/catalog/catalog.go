@@ -24,8 +24,9 @@
 // # Guarantees
 //
 //   - Immutability. Neither a version document nor a shard object is ever
-//     changed once written. A shard key names its uncompressed content (a
-//     SHA-256 prefix), so a rewrite of the same key stores the same products.
+//     changed once written. A shard key names the object's bytes (a
+//     SHA-256 prefix of the compressed object), so a rewrite of the same key
+//     stores the same products.
 //   - One winner per version. Staged.Commit creates versions/{base+1} with
 //     If-None-Match: *; of any number of commits from the same base exactly
 //     one succeeds and the others get ErrConflict. A loser must read the

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -195,12 +194,12 @@ func (st *Staged) release() error {
 		return nil
 	}
 	st.closed = true
-	err := st.out.Close()
-	if rerr := os.RemoveAll(st.dir); rerr != nil {
+	err := st.out.close()
+	if rerr := st.tmp.remove(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	if err != nil {
-		return fmt.Errorf("catalog %s: discard staged batch in %s: %w", st.site, st.dir, err)
+		return fmt.Errorf("catalog %s: discard staged batch in %s: %w", st.site, st.tmp.dir, err)
 	}
 	return nil
 }

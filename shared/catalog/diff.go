@@ -142,7 +142,7 @@ func (d *differ) run(t diffTask) error {
 	buckets := make([]*recBuffer, len(t.fine))
 	limit := max(d.s.memoryBudget/int64(len(t.fine)), 4<<10)
 	for i := range buckets {
-		buckets[i] = newRecBuffer(d.s.tempDir, limit, 8<<10)
+		buckets[i] = newRecBuffer(&scratch{dir: d.s.tempDir, shared: true}, limit, 8<<10)
 	}
 	defer func() {
 		for _, b := range buckets {

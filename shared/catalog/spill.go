@@ -87,8 +87,8 @@ type spillFile struct {
 	buf  []byte
 }
 
-func newSpillFile(dir string) (*spillFile, error) {
-	f, err := os.CreateTemp(dir, "ops-*.spill")
+func newSpillFile(tmp *scratch) (*spillFile, error) {
+	f, err := tmp.create("ops-*.spill")
 	if err != nil {
 		return nil, fmt.Errorf("create spill file: %w", err)
 	}
@@ -312,7 +312,7 @@ func (s *spillFile) reduceRuns(runs []run, order opOrder) ([]run, error) {
 // the shard's NDJSON lines: in memory up to a limit, then in a temporary
 // file.
 type recBuffer struct {
-	dir     string
+	tmp     *scratch
 	limit   int64
 	bufSize int
 	mem     []byte
@@ -323,8 +323,8 @@ type recBuffer struct {
 	line    []byte
 }
 
-func newRecBuffer(dir string, limit int64, bufSize int) *recBuffer {
-	return &recBuffer{dir: dir, limit: limit, bufSize: bufSize}
+func newRecBuffer(tmp *scratch, limit int64, bufSize int) *recBuffer {
+	return &recBuffer{tmp: tmp, limit: limit, bufSize: bufSize}
 }
 
 // withMemory lets the buffer start with spare capacity.
@@ -338,7 +338,7 @@ func (b *recBuffer) add(id string, product []byte) error {
 	n := lineLen(id, product)
 	b.raw += n
 	if b.f == nil && b.raw > b.limit {
-		f, err := os.CreateTemp(b.dir, "shard-*.ndjson")
+		f, err := b.tmp.create("shard-*.ndjson")
 		if err != nil {
 			return fmt.Errorf("create shard buffer: %w", err)
 		}

@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -9,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -59,8 +57,8 @@ type Staged struct {
 	products int64
 	shards   []ShardRef
 	writes   []stagedWrite
-	dir      string
-	out      *os.File
+	tmp      *scratch
+	out      *output
 
 	runs int // sorted runs spilled to disk while staging
 
@@ -107,11 +105,7 @@ func (s *Store) Stage(ctx context.Context, site string, base Version, deltas []D
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: stage on version %d: %w: %v", site, base.Version, ErrCorrupt, err)
 	}
-	dir, err := os.MkdirTemp(s.tempDir, "catalog-stage-*")
-	if err != nil {
-		return nil, fmt.Errorf("catalog %s: stage: %w", site, err)
-	}
-	b := &stager{s: s, ctx: ctx, site: site, cov: cov, dir: dir,
+	b := &stager{s: s, ctx: ctx, site: site, cov: cov, tmp: &scratch{parent: s.tempDir},
 		groups: make([]group, len(cov.refs)), counts: make([]Counts, len(deltas))}
 	for i, ref := range cov.refs {
 		b.groups[i].order = compareIDs
@@ -134,7 +128,7 @@ type stager struct {
 	ctx    context.Context
 	site   string
 	cov    *cover
-	dir    string
+	tmp    *scratch
 	groups []group // one per shard of the base
 	mem    int64   // bytes of ops held in groups
 	seq    uint64
@@ -142,8 +136,7 @@ type stager struct {
 	runs   int
 	fulls  []int // indexes of the Full deltas
 	counts []Counts
-	out    *os.File
-	outW   *countingWriter
+	out    *output
 	enc    *zstd.Encoder
 	spare  []byte // memory of the last released shard buffer, for reuse
 	writes []stagedWrite
@@ -163,25 +156,14 @@ type group struct {
 	upCount int   // and their number
 }
 
-type countingWriter struct {
-	w *bufio.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 func (b *stager) abort() {
 	if b.spill != nil {
 		b.spill.remove()
 	}
 	if b.out != nil {
-		b.out.Close()
+		b.out.close()
 	}
-	os.RemoveAll(b.dir)
+	b.tmp.remove()
 }
 
 func (b *stager) run(base Version, deltas []Delta) (*Staged, error) {
@@ -190,12 +172,9 @@ func (b *stager) run(base Version, deltas []Delta) (*Staged, error) {
 			return nil, fmt.Errorf("catalog %s: stage delta %d (sequence %d): %w", b.site, i, d.Sequence, err)
 		}
 	}
-	f, err := os.CreateTemp(b.dir, "shards-*.zst")
-	if err != nil {
-		return nil, fmt.Errorf("catalog %s: stage: %w", b.site, err)
-	}
-	b.out = f
-	b.outW = &countingWriter{w: bufio.NewWriterSize(f, 256<<10)}
+	// Small batches stage their shards in memory: a quarter of the budget,
+	// as the ops and shards being merged take the rest.
+	b.out = &output{tmp: b.tmp, limit: int(b.s.memoryBudget / 4)}
 
 	var reads []ShardRef
 	for i := range b.groups {
@@ -237,11 +216,11 @@ func (b *stager) run(base Version, deltas []Delta) (*Staged, error) {
 		b.spill.remove()
 		b.spill = nil
 	}
-	if err := b.outW.w.Flush(); err != nil {
-		return nil, fmt.Errorf("catalog %s: stage: write %s: %w", b.site, b.out.Name(), err)
+	if err := b.out.flush(); err != nil {
+		return nil, fmt.Errorf("catalog %s: stage: %w", b.site, err)
 	}
 	return &Staged{store: b.s, site: b.site, base: base, counts: b.counts, products: products,
-		shards: shards, writes: b.writes, dir: b.dir, out: b.out, runs: b.runs}, nil
+		shards: shards, writes: b.writes, tmp: b.tmp, out: b.out, runs: b.runs}, nil
 }
 
 // ingest reads one delta's ops into the groups of their shards.
@@ -287,7 +266,7 @@ func (b *stager) ingest(di int, d Delta) error {
 // spillAll writes every group's ops in memory as one sorted run each.
 func (b *stager) spillAll() error {
 	if b.spill == nil {
-		sf, err := newSpillFile(b.dir)
+		sf, err := newSpillFile(b.tmp)
 		if err != nil {
 			return err
 		}
@@ -380,7 +359,7 @@ func (b *stager) mergeGroup(i int, old recordReader) ([]ShardRef, error) {
 	if ref.Count == 0 {
 		return b.build(ref, p, ops, g)
 	}
-	out := newRecBuffer(b.dir, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
+	out := newRecBuffer(b.tmp, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
 	b.spare = nil
 	changed, err := b.apply(old, ops, out)
 	if err != nil || !changed {
@@ -523,7 +502,7 @@ func (b *stager) build(ref ShardRef, p prefix, ops opReader, g *group) ([]ShardR
 			}
 		}
 		slices.SortFunc(leaf, func(x, y record) int { return strings.Compare(x.id, y.id) })
-		buf := newRecBuffer(b.dir, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
+		buf := newRecBuffer(b.tmp, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
 		b.spare = nil
 		for _, r := range leaf {
 			if err := buf.add(r.id, r.product); err != nil {
@@ -578,7 +557,7 @@ func (b *stager) finalize(p prefix, buf *recBuffer) ([]ShardRef, error) {
 	children := make([]*recBuffer, 1<<k)
 	limit := max((b.s.memoryBudget/2)>>k, 4<<10)
 	for i := range children {
-		children[i] = newRecBuffer(b.dir, limit, 8<<10)
+		children[i] = newRecBuffer(b.tmp, limit, 8<<10)
 	}
 	release := func() {
 		for _, c := range children {
@@ -634,7 +613,8 @@ func (b *stager) releaseEncoder() {
 const encoderLevel = zstd.SpeedFastest
 
 // writeShard appends the products in buf, as one compressed shard object,
-// to the staged output and names it by the hash of its NDJSON content.
+// to the staged output and names it by the hash of the object's bytes
+// (hashing the compressed bytes costs a fifth of hashing the NDJSON).
 func (b *stager) writeShard(p prefix, buf *recBuffer) (ShardRef, error) {
 	if b.enc == nil {
 		enc, ok := b.s.encoders.Get().(*zstd.Encoder)
@@ -650,10 +630,10 @@ func (b *stager) writeShard(p prefix, buf *recBuffer) (ShardRef, error) {
 	if err != nil {
 		return ShardRef{}, err
 	}
-	start := b.outW.n
-	b.enc.Reset(b.outW)
+	start := b.out.n
 	h := sha256.New()
-	raw, err := io.Copy(io.MultiWriter(h, b.enc), content)
+	b.enc.Reset(io.MultiWriter(b.out, h))
+	raw, err := io.Copy(b.enc, content)
 	if err == nil {
 		err = b.enc.Close()
 	}
@@ -665,7 +645,7 @@ func (b *stager) writeShard(p prefix, buf *recBuffer) (ShardRef, error) {
 	}
 	id := p.String()
 	sum := hex.EncodeToString(h.Sum(nil))[:contentHashLen]
-	ref := ShardRef{ID: id, Key: layout.CatalogShardKey(b.site, id, sum), Count: buf.count, Bytes: b.outW.n - start, Raw: raw}
+	ref := ShardRef{ID: id, Key: layout.CatalogShardKey(b.site, id, sum), Count: buf.count, Bytes: b.out.n - start, Raw: raw}
 	b.writes = append(b.writes, stagedWrite{ref: ref, off: start, n: ref.Bytes})
 	return ref, nil
 }

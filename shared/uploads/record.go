@@ -15,6 +15,8 @@ package uploads
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -136,6 +138,26 @@ type Record struct {
 	// ReceivedSize and ReceivedETag describe the object the copy stage saw.
 	ReceivedSize int64  `json:"receivedSize,omitempty"`
 	ReceivedETag string `json:"receivedEtag,omitempty"`
+}
+
+// clone returns a copy of r that shares nothing changeable with it.
+func (r Record) clone() Record {
+	c := r
+	c.Timestamps = maps.Clone(r.Timestamps)
+	c.Errors = slices.Clone(r.Errors)
+	if r.Counts != nil {
+		counts := *r.Counts
+		c.Counts = &counts
+	}
+	if r.LateUpload != nil {
+		late := *r.LateUpload
+		c.LateUpload = &late
+	}
+	if r.MaxFullDeleteRatio != nil {
+		ratio := *r.MaxFullDeleteRatio
+		c.MaxFullDeleteRatio = &ratio
+	}
+	return c
 }
 
 // Move changes the record's state, checking that the move goes forward.

@@ -165,22 +165,45 @@ func (s *Store) Get(ctx context.Context, site string, seq uint64) (Record, strin
 // again and calls change again with the newer record. change returns
 // ErrUnchanged to write nothing, or any other error to stop.
 func (s *Store) Update(ctx context.Context, site string, seq uint64, change func(*Record) error) (Record, error) {
+	rec, _, err := s.update(ctx, site, seq, nil, "", change)
+	return rec, err
+}
+
+// UpdateFrom is Update starting from known, a record read (or written) with
+// etag: when nobody wrote it since, it saves Update's read. Only a write
+// relies on known; if change leaves known unchanged or fails on it, the
+// record is read again and change decides on the stored one. It returns the
+// record and its new ETag.
+func (s *Store) UpdateFrom(ctx context.Context, known Record, etag string, change func(*Record) error) (Record, string, error) {
+	return s.update(ctx, known.Site, known.Sequence, &known, etag, change)
+}
+
+func (s *Store) update(ctx context.Context, site string, seq uint64, known *Record, knownETag string, change func(*Record) error) (Record, string, error) {
 	for attempt := 0; ; attempt++ {
-		rec, etag, err := s.Get(ctx, site, seq)
-		if err != nil {
-			return Record{}, err
-		}
-		if err := change(&rec); errors.Is(err, ErrUnchanged) {
-			return rec, nil
-		} else if err != nil {
-			return rec, err
+		var rec Record
+		var etag string
+		if known != nil && knownETag != "" && attempt == 0 {
+			rec, etag = known.clone(), knownETag
+			if err := change(&rec); err != nil {
+				continue // decide on the stored record
+			}
+		} else {
+			var err error
+			if rec, etag, err = s.Get(ctx, site, seq); err != nil {
+				return Record{}, "", err
+			}
+			if err := change(&rec); errors.Is(err, ErrUnchanged) {
+				return rec, etag, nil
+			} else if err != nil {
+				return rec, etag, err
+			}
 		}
 		body, err := json.Marshal(rec)
 		if err != nil {
-			return Record{}, fmt.Errorf("encode upload record: %w", err)
+			return Record{}, "", fmt.Errorf("encode upload record: %w", err)
 		}
 		key := layout.UploadRecordKey(site, seq)
-		_, err = s.s3.PutObject(ctx, &s3.PutObjectInput{
+		out, err := s.s3.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(s.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 			IfMatch: aws.String(etag), ContentType: aws.String("application/json"),
 		})
@@ -188,9 +211,9 @@ func (s *Store) Update(ctx context.Context, site string, seq uint64, change func
 			continue
 		}
 		if err != nil {
-			return Record{}, fmt.Errorf("write %s/%s: %w", s.bucket, key, err)
+			return Record{}, "", fmt.Errorf("write %s/%s: %w", s.bucket, key, err)
 		}
-		return rec, nil
+		return rec, aws.ToString(out.ETag), nil
 	}
 }
 
