@@ -201,7 +201,7 @@ func (h *Handler) halt(ctx context.Context, siteName string, why haltError, log 
 type planned struct {
 	rec   uploads.Record
 	etag  string // of rec as stored: its next write skips the read
-	apply bool // false: resolved without data (expired, cancelled, rejected)
+	apply bool   // false: resolved without data (expired, cancelled, rejected)
 	stats feed.Stats
 	errs  []feed.LineError
 }
