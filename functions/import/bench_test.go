@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +37,8 @@ var (
 )
 
 // childEvent names, in a re-executed test binary, the file holding the SQS
-// event it handles as the import function (see BenchmarkImportPeakRSS).
+// events (a JSON array) it handles, in order, as the import function (see
+// runChild).
 const childEvent = "FEEDPIPE_IMPORT_BENCH_EVENT"
 
 func TestMain(m *testing.M) {
@@ -50,18 +52,26 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// importChild handles one SQS event with the handler main builds from the
-// environment, then writes its peak RSS (VmHWM, e.g. "123456 kB") next to
-// the event file. Not getrusage's ru_maxrss: Go starts children with
-// CLONE_VM, so the child's ru_maxrss inherits the parent's high-water mark
-// at exec, and the parent here holds the embedded S3's objects.
+// childResult is what an import child measured of itself.
+type childResult struct {
+	CPU     time.Duration // user + system time of the handling, all threads
+	Wall    time.Duration
+	PeakKiB int64 // VmHWM when done
+}
+
+// importChild handles the SQS events in eventPath with the handler main
+// builds from the environment, then writes a childResult next to the event
+// file (".result"). The peak RSS is VmHWM, not getrusage's ru_maxrss: Go
+// starts children with CLONE_VM, so the child's ru_maxrss inherits the
+// parent's high-water mark at exec, and the parent here holds the embedded
+// S3's objects.
 func importChild(eventPath string) error {
 	body, err := os.ReadFile(eventPath)
 	if err != nil {
 		return err
 	}
-	var ev events.SQSEvent
-	if err := json.Unmarshal(body, &ev); err != nil {
+	var evs []events.SQSEvent
+	if err := json.Unmarshal(body, &evs); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -69,23 +79,90 @@ func importChild(eventPath string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := h.Handle(ctx, ev)
+	cpu0, err := cpuTime()
 	if err != nil {
 		return err
 	}
-	if len(resp.BatchItemFailures) != 0 {
-		return fmt.Errorf("batch item failures: %v", resp.BatchItemFailures)
+	start := time.Now()
+	for _, ev := range evs {
+		resp, err := h.Handle(ctx, ev)
+		if err != nil {
+			return err
+		}
+		if len(resp.BatchItemFailures) != 0 {
+			return fmt.Errorf("batch item failures: %v", resp.BatchItemFailures)
+		}
 	}
+	res := childResult{Wall: time.Since(start)}
+	cpu1, err := cpuTime()
+	if err != nil {
+		return err
+	}
+	res.CPU = cpu1 - cpu0
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return err
 	}
 	for line := range strings.Lines(string(status)) {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			return os.WriteFile(eventPath+".peak", []byte(strings.TrimSpace(v)), 0o600)
+			if res.PeakKiB, err = strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64); err != nil {
+				return fmt.Errorf("VmHWM %q: %v", v, err)
+			}
 		}
 	}
-	return errors.New("no VmHWM in /proc/self/status")
+	if res.PeakKiB == 0 {
+		return errors.New("no VmHWM in /proc/self/status")
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(eventPath+".result", out, 0o600)
+}
+
+// cpuTime is the process's user + system time so far.
+func cpuTime() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// runChild re-executes this test binary as the import function on f's
+// cloud (the handler main builds from its environment, nothing of the
+// caller's AWS settings, tmp as its temporary directory) and has it handle
+// evs in order.
+func (f *fixture) runChild(b *testing.B, evs []events.SQSEvent, tmp string) childResult {
+	b.Helper()
+	dir := b.TempDir()
+	body, err := json.Marshal(evs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eventPath := filepath.Join(dir, "events.json")
+	if err := os.WriteFile(eventPath, body, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + tmp, childEvent + "=" + eventPath}
+	for k, v := range f.functionEnv(dir) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = io.Discard, out
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("import child: %v\n%s", err, out.String())
+	}
+	raw, err := os.ReadFile(eventPath + ".result")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var res childResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		b.Fatal(err)
+	}
+	return res
 }
 
 // functionEnv is the import function's environment on f's cloud: the
@@ -107,10 +184,12 @@ func (f *fixture) functionEnv(dir string) map[string]string {
 // zstd delta of n products of about 1 KB (feedbench.Write), into a new
 // site's empty catalog ("new") and onto a catalog that already holds every
 // id of the delta, each product changing ("update"; the catalog is imported
-// untimed first). Sibling sub-benchmarks time, on the same file, the
-// read+write ceiling (zstd decode, line split, id scan, one zstd encode at
-// the fastest level) and its read-only part. All report products/s; run
-// with -cpu 1 for per-core figures, and cmd/benchratio prints the ratios:
+// untimed first). The handler runs in this process, so with -cpu 1 the
+// embedded S3 shares its core. Sibling sub-benchmarks time, on the same
+// file, the read+write ceiling (zstd decode, line split, id scan, one zstd
+// encode at the fastest level) and its read-only part. All report
+// products/s; run with -cpu 1 for per-core figures, and cmd/benchratio
+// prints the ratios:
 //
 //	go test -run '^$' -bench 'Import$' -cpu 1 ./functions/import/ -bench.large |
 //	  go run ./cmd/benchratio -metric products/s -base import -min 0.5 -against ceiling
@@ -149,25 +228,11 @@ func BenchmarkImport(b *testing.B) {
 }
 
 // benchImport times the import of data, onto a catalog holding base when
-// base is not nil.
+// base is not nil, in this process: the embedded S3 shares the import's
+// core (with -cpu 1).
 func benchImport(b *testing.B, n int, base, data []byte, plain int64) {
 	f := newFixture(b)
-	for k, v := range f.functionEnv(b.TempDir()) {
-		b.Setenv(k, v)
-	}
-	h, err := handlerFromEnv(f.ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.Logger = slog.New(slog.DiscardHandler)
-	h.Metrics = metrics.New(io.Discard, metrics.Namespace, "import", time.Now)
-	handle := func(rec uploads.Record) {
-		msg := f.message(rec.Site, deltaBody(rec), 1)
-		resp, err := h.Handle(f.ctx, events.SQSEvent{Records: []events.SQSMessage{msg}})
-		if err != nil || len(resp.BatchItemFailures) != 0 {
-			b.Fatalf("import: %v %v\n%s", err, resp.BatchItemFailures, f.logs.String())
-		}
-	}
+	handle := f.benchHandler(b)
 	b.SetBytes(plain)
 	b.ResetTimer()
 	for i := range b.N {
@@ -188,6 +253,27 @@ func benchImport(b *testing.B, n int, base, data []byte, plain int64) {
 	b.StopTimer()
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "products/s")
 	b.ReportMetric(float64(plain)/float64(len(data)), "zstd-ratio")
+}
+
+// benchHandler returns a function that imports one queued upload with the
+// handler main builds, in this process.
+func (f *fixture) benchHandler(b *testing.B) func(rec uploads.Record) {
+	for k, v := range f.functionEnv(b.TempDir()) {
+		b.Setenv(k, v)
+	}
+	h, err := handlerFromEnv(f.ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Logger = slog.New(slog.DiscardHandler)
+	h.Metrics = metrics.New(io.Discard, metrics.Namespace, "import", time.Now)
+	return func(rec uploads.Record) {
+		msg := f.message(rec.Site, deltaBody(rec), 1)
+		resp, err := h.Handle(f.ctx, events.SQSEvent{Records: []events.SQSMessage{msg}})
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			b.Fatalf("import: %v %v\n%s", err, resp.BatchItemFailures, f.logs.String())
+		}
+	}
 }
 
 // assertImported checks that rec was imported with all its n lines.
@@ -247,46 +333,18 @@ func BenchmarkImportPeakRSS(b *testing.B) {
 			plain, stored, err = f.streamUpload(key, n, 7)
 			return stored, err
 		})
-		dir := b.TempDir()
-		msg := f.message(siteName, deltaBody(rec), 1)
-		event, err := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{msg}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		eventPath := filepath.Join(dir, "event.json")
-		if err := os.WriteFile(eventPath, event, 0o600); err != nil {
-			b.Fatal(err)
-		}
-		spill := filepath.Join(dir, "tmp")
+		spill := filepath.Join(b.TempDir(), "tmp")
 		if err := os.Mkdir(spill, 0o700); err != nil {
 			b.Fatal(err)
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + spill, childEvent + "=" + eventPath}
-		for k, v := range f.functionEnv(dir) {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		out := &syncbuf.Buffer{}
-		cmd.Stdout, cmd.Stderr = io.Discard, out
+		evs := []events.SQSEvent{{Records: []events.SQSMessage{f.message(siteName, deltaBody(rec), 1)}}}
 		stopDisk := sampleDisk(spill, &peakDisk)
-		start := time.Now()
-		err = cmd.Run()
-		elapsed += time.Since(start)
+		res := f.runChild(b, evs, spill)
 		stopDisk()
-		if err != nil {
-			b.Fatalf("import child: %v\n%s", err, out.String())
-		}
 		f.assertImported(rec, n)
-		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		peak, err := os.ReadFile(eventPath + ".peak")
-		if err != nil {
-			b.Fatal(err)
-		}
-		kib, err := strconv.ParseInt(strings.TrimSuffix(string(peak), " kB"), 10, 64)
-		if err != nil {
-			b.Fatalf("child's VmHWM %q: %v", peak, err)
-		}
-		peakKiB = max(peakKiB, kib)
+		elapsed += res.Wall
+		cpu += res.CPU
+		peakKiB = max(peakKiB, res.PeakKiB)
 		if left := dirSize(spill); left != 0 {
 			b.Errorf("the import left %d bytes in its temporary directory", left)
 		}
