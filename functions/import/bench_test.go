@@ -257,7 +257,7 @@ func benchImport(b *testing.B, n int, base, data []byte, plain int64) {
 
 // benchHandler returns a function that imports one queued upload with the
 // handler main builds, in this process.
-func (f *fixture) benchHandler(b *testing.B) func(rec uploads.Record) {
+func (f *fixture) benchHandler(b testing.TB) func(rec uploads.Record) {
 	for k, v := range f.functionEnv(b.TempDir()) {
 		b.Setenv(k, v)
 	}

@@ -137,9 +137,11 @@ func (s *spillFile) writeRun(r opReader) (run, error) {
 	return run{off: start, n: s.size - start}, nil
 }
 
-// open reads a run back; the file must have been flushed.
+// open reads a run back with a buffer of up to bufSize bytes (no larger
+// than the run: a batch onto a large catalog spills many small runs); the
+// file must have been flushed.
 func (s *spillFile) open(r run, bufSize int) *runReader {
-	return &runReader{br: bufio.NewReaderSize(io.NewSectionReader(s.f, r.off, r.n), bufSize)}
+	return &runReader{br: bufio.NewReaderSize(io.NewSectionReader(s.f, r.off, r.n), int(min(int64(bufSize), max(r.n, 16))))}
 }
 
 func (s *spillFile) flush() error {
