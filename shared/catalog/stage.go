@@ -108,10 +108,7 @@ func (s *Store) Stage(ctx context.Context, site string, base Version, deltas []D
 	b := &stager{s: s, ctx: ctx, site: site, cov: cov, tmp: &scratch{parent: s.tempDir},
 		groups: make([]group, len(cov.refs)), counts: make([]Counts, len(deltas))}
 	for i, ref := range cov.refs {
-		b.groups[i].order = compareIDs
-		if ref.Count == 0 {
-			b.groups[i].order, b.groups[i].byHash = compareOps, true
-		}
+		b.groups[i].byHash = ref.Count == 0
 	}
 	defer b.releaseEncoder()
 	st, err := b.run(base, deltas)
@@ -149,8 +146,7 @@ type stager struct {
 type group struct {
 	mem     []op
 	runs    []run
-	order   opOrder // compareOps when byHash, else compareIDs
-	byHash  bool
+	byHash  bool // ops sorted by compareOps, else by compareIDs
 	touched bool
 	upBytes int64 // NDJSON bytes of its upserts
 	upCount int   // and their number
@@ -326,7 +322,7 @@ func (b *stager) groupOps(g *group) (opReader, error) {
 	if len(g.runs) == 0 {
 		return mem, nil
 	}
-	runs, err := b.spill.reduceRuns(g.runs, g.order)
+	runs, err := b.spill.reduceRuns(g.runs, g.order())
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +330,15 @@ func (b *stager) groupOps(g *group) (opReader, error) {
 	for _, r := range runs {
 		readers = append(readers, b.spill.open(r, 32<<10))
 	}
-	return newOpMerger(append(readers, mem), g.order)
+	return newOpMerger(append(readers, mem), g.order())
+}
+
+// order is the order of the group's ops.
+func (g *group) order() opOrder {
+	if g.byHash {
+		return compareOps
+	}
+	return compareIDs
 }
 
 // mergeGroup applies the group's ops to the old content of its shard and
@@ -356,7 +360,7 @@ func (b *stager) mergeGroup(i int, old recordReader) ([]ShardRef, error) {
 		return nil, err
 	}
 	g.mem, g.runs = nil, nil
-	if ref.Count == 0 {
+	if g.byHash {
 		return b.build(ref, p, ops, g)
 	}
 	out := newRecBuffer(b.tmp, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
