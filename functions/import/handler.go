@@ -524,6 +524,7 @@ func (h *Handler) delta(ctx context.Context, p *planned, cfg site.Config) catalo
 				return h.undecodable(ctx, p.rec, key, err)
 			}
 			defer r.Close()
+			var arena productArena
 			for {
 				line, err := r.Next()
 				if err == io.EOF {
@@ -537,7 +538,7 @@ func (h *Handler) delta(ctx context.Context, p *planned, cfg site.Config) catalo
 				}
 				op := catalog.Op{ID: line.ID, Delete: line.Op == feed.OpDelete}
 				if !op.Delete {
-					op.Product = append([]byte(nil), line.Product...)
+					op.Product = arena.copy(line.Product)
 				}
 				if err := yield(op); err != nil {
 					return err
@@ -547,6 +548,26 @@ func (h *Handler) delta(ctx context.Context, p *planned, cfg site.Config) catalo
 			return nil
 		},
 	}
+}
+
+// productArena copies products into shared chunks, one allocation per
+// chunk instead of one per product. A chunk stays alive while any product in
+// it does, so its size bounds the memory held beyond the products Stage
+// keeps (it spills the rest).
+type productArena struct{ chunk []byte }
+
+const arenaChunk = 256 << 10
+
+func (a *productArena) copy(p []byte) []byte {
+	if len(p) > arenaChunk/8 {
+		return append([]byte(nil), p...)
+	}
+	if cap(a.chunk)-len(a.chunk) < len(p) {
+		a.chunk = make([]byte, 0, arenaChunk)
+	}
+	n := len(a.chunk)
+	a.chunk = append(a.chunk, p...)
+	return a.chunk[n:len(a.chunk):len(a.chunk)]
 }
 
 // emitApplied emits the metrics of one applied delta; ImportLag runs from

@@ -134,6 +134,7 @@ type Store struct {
 	now           func() time.Time
 	decoders      sync.Pool // of *zstd.Decoder
 	encoders      sync.Pool // of *zstd.Encoder, at encoderLevel
+	shardBufs     sync.Pool // of *[]byte: the memory of a finished Stage's shard buffers
 }
 
 // Option configures a Store.

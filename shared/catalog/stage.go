@@ -110,7 +110,7 @@ func (s *Store) Stage(ctx context.Context, site string, base Version, deltas []D
 	for i, ref := range cov.refs {
 		b.groups[i].byHash = ref.Count == 0
 	}
-	defer b.releaseEncoder()
+	defer b.release()
 	st, err := b.run(base, deltas)
 	if err != nil {
 		b.abort()
@@ -363,8 +363,7 @@ func (b *stager) mergeGroup(i int, old recordReader) ([]ShardRef, error) {
 	if g.byHash {
 		return b.build(ref, p, ops, g)
 	}
-	out := newRecBuffer(b.tmp, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
-	b.spare = nil
+	out := b.shardBuffer(int64(ref.Raw) + g.upBytes)
 	changed, err := b.apply(old, ops, out)
 	if err != nil || !changed {
 		b.spare = out.release()
@@ -506,8 +505,11 @@ func (b *stager) build(ref ShardRef, p prefix, ops opReader, g *group) ([]ShardR
 			}
 		}
 		slices.SortFunc(leaf, func(x, y record) int { return strings.Compare(x.id, y.id) })
-		buf := newRecBuffer(b.tmp, b.s.memoryBudget/2, 32<<10).withMemory(b.spare)
-		b.spare = nil
+		var size int64
+		for _, r := range leaf {
+			size += lineLen(r.id, r.product)
+		}
+		buf := b.shardBuffer(size)
 		for _, r := range leaf {
 			if err := buf.add(r.id, r.product); err != nil {
 				buf.release()
@@ -601,14 +603,39 @@ func (b *stager) finalize(p prefix, buf *recBuffer) ([]ShardRef, error) {
 	return refs, nil
 }
 
-// releaseEncoder returns the stager's encoder, if it took one, to the
-// store's pool: a new encoder allocates its history and tables, which costs
-// more than encoding a small shard.
-func (b *stager) releaseEncoder() {
+// shardBuffer returns a buffer for one shard's products, in memory up to
+// half the budget, starting with room for about hint bytes: the spare
+// memory of the last shard, of an earlier Stage, or new. Growing a
+// megabyte buffer by appending copies it several times over.
+func (b *stager) shardBuffer(hint int64) *recBuffer {
+	limit := b.s.memoryBudget / 2
+	mem := b.spare
+	b.spare = nil
+	if mem == nil {
+		if p, ok := b.s.shardBufs.Get().(*[]byte); ok {
+			mem = *p
+		}
+	}
+	if hint = min(hint, limit); int64(cap(mem)) < hint {
+		// With room to spare, so that one buffer serves the next shards.
+		mem = make([]byte, 0, min(hint+hint/4, limit))
+	}
+	return newRecBuffer(b.tmp, limit, 32<<10).withMemory(mem)
+}
+
+// release returns the stager's encoder and spare shard memory, if any, to
+// the store's pools: a new encoder allocates its history and tables, which
+// costs more than encoding a small shard.
+func (b *stager) release() {
 	if b.enc != nil {
 		b.enc.Reset(nil)
 		b.s.encoders.Put(b.enc)
 		b.enc = nil
+	}
+	if b.spare != nil {
+		mem := b.spare[:0]
+		b.s.shardBufs.Put(&mem)
+		b.spare = nil
 	}
 }
 
