@@ -234,6 +234,7 @@ func benchImport(b *testing.B, n int, base, data []byte, plain int64) {
 	f := newFixture(b)
 	handle := f.benchHandler(b)
 	b.SetBytes(plain)
+	var requests int64 // S3 requests the timed imports made
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
@@ -244,14 +245,18 @@ func benchImport(b *testing.B, n int, base, data []byte, plain int64) {
 			f.assertImported(rec, n)
 		}
 		rec := f.queued(siteName, layout.Zstd, data)
+		before, _ := f.cloud.Requests()
 		b.StartTimer()
 		handle(rec)
 		b.StopTimer()
+		after, _ := f.cloud.Requests()
+		requests += after - before
 		f.assertImported(rec, n)
 		b.StartTimer()
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "products/s")
+	b.ReportMetric(float64(requests)/float64(b.N), "s3-requests/op")
 	b.ReportMetric(float64(plain)/float64(len(data)), "zstd-ratio")
 }
 

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/feedpipe/feedpipe/shared/clock"
@@ -83,7 +84,13 @@ type Cloud struct {
 	listener net.Listener
 	server   *http.Server
 	done     chan struct{}
+	s3Reqs   atomic.Int64
+	sqsReqs  atomic.Int64
 }
+
+// Requests is how many signed requests the cloud has served to S3 and to
+// SQS since it started, refused ones included.
+func (c *Cloud) Requests() (s3, sqs int64) { return c.s3Reqs.Load(), c.sqsReqs.Load() }
 
 // New builds a cloud without listening; Handler serves it. Start is New plus
 // a listener.
@@ -188,6 +195,12 @@ func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		service = scope.Service
 	} else if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.") {
 		service = "sqs"
+	}
+	switch service {
+	case "s3":
+		c.s3Reqs.Add(1)
+	case "sqs":
+		c.sqsReqs.Add(1)
 	}
 	if _, err := c.verifier.Verify(r); err != nil {
 		c.cfg.Logger.Debug("request refused", "service", service, "method", r.Method, "path", r.URL.Path, "code", err.Code, "reason", err.Message)

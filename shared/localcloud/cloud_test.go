@@ -51,6 +51,9 @@ func TestOneEndpointRoutesBySignedService(t *testing.T) {
 	if !strings.HasPrefix(aws.ToString(q.QueueUrl), c.Endpoint()+"/000000000000/q") {
 		t.Errorf("queue URL %s is not on the endpoint", aws.ToString(q.QueueUrl))
 	}
+	if s3n, sqsn := c.Requests(); s3n != 2 || sqsn != 1 {
+		t.Errorf("Requests() = %d S3, %d SQS; want 2, 1", s3n, sqsn)
+	}
 }
 
 func TestRefusesBadSignatures(t *testing.T) {
