@@ -103,6 +103,7 @@ bench-go: ## Go benchmarks: upload→imported latency, runner overhead, delta re
 	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench UploadToImported -benchtime 50x ./e2e/ | tee .run/bench-go.txt
 	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench 'InvokeWarm|ColdStart' -benchtime 2s ./shared/localcloud/lambdaruntime/ | tee -a .run/bench-go.txt
 	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench SQSMapping -benchtime 2000x ./shared/localcloud/runner/ | tee -a .run/bench-go.txt
+	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench S3SmallRequest -cpu 1 ./shared/localcloud/ | tee -a .run/bench-go.txt
 	$(GO) test -run '^$$' -bench 'Reader|Ceiling' -benchtime 1s ./shared/feed/ | tee -a .run/bench-go.txt
 	$(CLEAN_AWS_ENV) $(GO) test -run '^$$' -bench 'StageCommit|SmallDelta' -benchtime 5x ./shared/catalog/ | tee -a .run/bench-go.txt
 
